@@ -1,0 +1,115 @@
+"""The FastAPI application every service is built from: same middleware, errors, health routes, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+
+from shared.auth import TokenVerifier
+from shared.context import RequestContextMiddleware
+from shared.db import Database
+from shared.errors import Problem, ServiceUnavailable, install_error_handlers
+from shared.logging import configure_logging
+from shared.settings import ServiceSettings
+
+LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+
+def operation_id(route: APIRoute) -> str:
+    """operationId = the endpoint function's name (``create_campaign``): clean generated method names.
+    Uniqueness across all services is checked when the gateway merges the documents."""
+    return route.name
+
+
+def create_service_app(
+    *,
+    name: str,
+    title: str,
+    description: str,
+    settings: ServiceSettings,
+    routers: Sequence[APIRouter],
+    internal_routers: Sequence[APIRouter] = (),
+    idempotency_model: Any = None,
+    lifespan_hooks: Sequence[LifespanHook] = (),
+    version: str = "0.1.0",
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, json=settings.log_json, component=name)
+        database = Database(settings.database_url, pool_size=settings.database_pool_size, echo=settings.database_echo)
+        app.state.db = database
+        try:
+            async with AsyncExitStack() as stack:
+                for hook in lifespan_hooks:
+                    await stack.enter_async_context(hook(app))
+                yield
+        finally:
+            await database.dispose()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        separate_input_output_schemas=False,
+    )
+    app.state.settings = settings
+    app.state.service_name = name
+    app.state.token_verifier = TokenVerifier(settings.auth_config())
+    app.state.idempotency_model = idempotency_model
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(_health_router())
+    for router in routers:
+        app.include_router(router)
+    for router in internal_routers:
+        app.include_router(router, prefix="/internal", tags=["internal"])
+    _register_problem_schema(app)
+    return app
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> dict[str, str]:
+        """Readiness: the database answers."""
+        database: Database = request.app.state.db
+        try:
+            async with database.read_sessions() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise ServiceUnavailable("The database is not reachable.", code="database_unavailable") from exc
+        return {"status": "ready", "database": database.dialect}
+
+    return router
+
+
+def _register_problem_schema(app: FastAPI) -> None:
+    """Make sure ``Problem`` is a named component even if no route documents an error yet."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
+        schema["components"].setdefault(
+            "securitySchemes", {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
