@@ -47,6 +47,8 @@ class RequestContextMiddleware:
         rid_token = request_id_var.set(request_id)
         tp_token = traceparent_var.set(traceparent)
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        if traceparent:
+            structlog.contextvars.bind_contextvars(trace_id=traceparent[3:35])
         started = time.perf_counter()
         status = 500
 
@@ -69,6 +71,6 @@ class RequestContextMiddleware:
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )
-            structlog.contextvars.unbind_contextvars("request_id")
+            structlog.contextvars.unbind_contextvars("request_id", "trace_id")
             request_id_var.reset(rid_token)
             traceparent_var.reset(tp_token)

@@ -130,3 +130,35 @@ async def app_client(app: FastAPI, base_url: str = "http://testserver") -> Async
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=30) as client:
             yield client
+
+
+@asynccontextmanager
+async def asgi_lifespan(app: Any) -> AsyncIterator[None]:
+    """Run any ASGI app's lifespan (startup before the block, shutdown after), as a server would."""
+    receive_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await receive_queue.put({"type": "lifespan.startup"})
+
+    async def receive() -> dict[str, Any]:
+        return await receive_queue.get()
+
+    async def send(message: dict[str, Any]) -> None:
+        await sent.put(message)
+
+    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send))
+    started = await sent.get()
+    if started["type"] != "lifespan.startup.complete":
+        raise RuntimeError(f"lifespan startup failed: {started}")
+    try:
+        yield
+    finally:
+        await receive_queue.put({"type": "lifespan.shutdown"})
+        await sent.get()
+        await task
+
+
+@asynccontextmanager
+async def asgi_client(app: Any, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_lifespan(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url, timeout=30) as client:
+            yield client

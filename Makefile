@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make run` (the whole system, embedded default) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+DB ?= sqlite
+ROLE ?= backer
+SUB ?= dev-user
+
+.PHONY: install run test lint token migrate clean
+
+$(INSTALLED): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==26.3
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED)
+
+## The whole system on the embedded default: SQLite files in ./data, the local Stripe server, the three
+## services and the gateway on 127.0.0.1:8000. Ctrl-C stops everything.
+run: install
+	$(BIN)/python -m tools.stack run
+
+## The whole test suite. DB=postgresql runs it against the PostgreSQL server on 127.0.0.1:5432.
+test: install
+	CROWDFUND_TEST_DATABASE=$(DB) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## A development token: make token ROLE=operator SUB=alice
+token: install
+	@$(BIN)/python -m tools.token --role $(ROLE) --sub $(SUB)
+
+migrate: install
+	$(BIN)/python -m tools.migrate
+
+clean:
+	rm -rf data

@@ -1,0 +1,154 @@
+"""In-process gateway behaviour against real TCP upstreams that misbehave (refuse, hang)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import jwt
+import pytest
+
+from gateway.app import create_app
+from gateway.config import Settings
+from shared.auth import SERVICE_AUDIENCE, SERVICE_ISSUER
+from shared.settings import DEV_SERVICE_SECRET
+from shared.testing import asgi_client, auth_headers
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def hanging_upstream() -> AsyncIterator[str]:
+    """Accepts connections and never answers: a service that is up but stuck."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    for writer in held:
+        writer.close()
+    server.close()
+
+
+def _settings(**overrides: object) -> Settings:
+    dead = f"http://127.0.0.1:{_free_port()}"
+    values: dict[str, object] = {
+        "campaigns_url": dead,
+        "pledges_url": dead,
+        "refunds_url": dead,
+        "log_json": True,
+        "environment": "test",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def test_a_stopped_service_is_a_502_problem_quickly() -> None:
+    async with asgi_client(create_app(_settings())) as client:
+        started = time.perf_counter()
+        response = await client.get("/v1/pledges", headers=auth_headers("alice", "backer"))
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "upstream_unavailable"
+    assert elapsed < 2.0
+
+
+async def test_a_hanging_service_is_a_504_problem_after_the_upstream_timeout(hanging_upstream: str) -> None:
+    settings = _settings(pledges_url=hanging_upstream, upstream_timeout_seconds=0.3)
+    async with asgi_client(create_app(settings)) as client:
+        started = time.perf_counter()
+        response = await client.get("/v1/pledges", headers=auth_headers("alice", "backer"))
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 504
+    assert response.json()["code"] == "upstream_timeout"
+    assert 0.3 <= elapsed < 2.0
+
+
+async def test_the_rate_limit_answers_429_with_retry_after_per_client() -> None:
+    async with asgi_client(create_app(_settings(rate_limit="3/minute"))) as client:
+        alice = auth_headers("alice", "backer")
+        statuses = [(await client.get("/v1/pledges", headers=alice)).status_code for _ in range(4)]
+        other = await client.get("/v1/pledges", headers=auth_headers("bob", "backer"))
+        limited = await client.get("/v1/pledges", headers=alice)
+    assert statuses == [502, 502, 502, 429]
+    assert other.status_code == 502  # bob has his own budget
+    assert limited.headers["content-type"] == "application/problem+json"
+    assert limited.json()["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer not-a-jwt",
+        "Basic YWxhZGRpbjpvcGVuc2VzYW1l",
+        # a service token, valid inside the cluster, is refused from outside
+        "Bearer "
+        + jwt.encode(
+            {
+                "sub": "pledges",
+                "roles": ["service"],
+                "iss": SERVICE_ISSUER,
+                "aud": SERVICE_AUDIENCE,
+                "iat": 0,
+                "exp": 2**31,
+            },
+            DEV_SERVICE_SECRET,
+            algorithm="HS256",
+        ),
+    ],
+)
+async def test_bad_credentials_are_refused_before_any_routing(authorization: str) -> None:
+    async with asgi_client(create_app(_settings())) as client:
+        response = await client.get("/v1/campaigns", headers={"Authorization": authorization})
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_cors_preflight_is_answered_for_configured_origins_only() -> None:
+    settings = _settings(cors_allow_origins=["https://app.example"])
+    async with asgi_client(create_app(settings)) as client:
+        preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+        allowed = await client.options("/v1/pledges", headers={"Origin": "https://app.example", **preflight})
+        denied = await client.options("/v1/pledges", headers={"Origin": "https://evil.example", **preflight})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_healthz_reports_each_service_and_degrades_when_one_is_down() -> None:
+    async with asgi_client(create_app(_settings())) as client:
+        response = await client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert set(body["services"]) == {"campaigns", "pledges", "refunds"}
+    assert all(s["status"] == "unavailable" for s in body["services"].values())
+
+
+async def test_request_id_is_echoed_and_generated(hanging_upstream: str) -> None:
+    async with asgi_client(create_app(_settings())) as client:
+        echoed = await client.get("/v1/nowhere", headers={"X-Request-ID": "req-42"})
+        generated = await client.get("/v1/nowhere")
+    assert echoed.headers["x-request-id"] == "req-42"
+    assert len(generated.headers["x-request-id"]) == 32
+    assert echoed.status_code == 404
+
+
+async def test_unroutable_paths_are_404_without_touching_a_service() -> None:
+    async with asgi_client(create_app(_settings())) as client:
+        internal = await client.get("/internal/events", headers=auth_headers("oscar", "operator"))
+        traversal = await client.get("/v1/campaigns/%2e%2e/%2e%2e/internal/events")
+    assert internal.status_code == 404
+    assert traversal.status_code == 404
+    assert internal.headers["content-type"] == "application/problem+json"
