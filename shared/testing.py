@@ -127,7 +127,7 @@ def auth_headers(subject: str, *roles: str) -> dict[str, str]:
 async def app_client(app: FastAPI, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client with the app's lifespan running (engine, http clients, workers)."""
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # see what a client sees
         async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=30) as client:
             yield client
 
@@ -160,5 +160,7 @@ async def asgi_lifespan(app: Any) -> AsyncIterator[None]:
 @asynccontextmanager
 async def asgi_client(app: Any, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
     async with asgi_lifespan(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url=base_url, timeout=30
+        ) as client:
             yield client
