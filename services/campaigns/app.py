@@ -4,9 +4,28 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.campaigns.audit.endpoints import router as audit_router
+from services.campaigns.campaigns.endpoints import router as campaigns_router
 from services.campaigns.config import Settings
-from services.campaigns.models import IdempotencyRecord
+from services.campaigns.models import IdempotencyRecord, OutboxEvent
+from services.campaigns.reservations.endpoints import router as reservations_router
+from services.campaigns.scheduler.worker import deadline_scheduler
+from services.campaigns.tiers.endpoints import router as tiers_router
+from services.campaigns.vetting.endpoints import router as vetting_router
 from shared.app import create_service_app
+from shared.outbox import outbox_relay_hook
+
+DESCRIPTION = """\
+Campaigns, reward tiers with versioned terms, vetting, funding caps and disclosure policy.
+
+* A campaign starts as a `draft`, is submitted, reviewed by operators against a checklist, approved, then
+  launched by its creator; every transition is in an audit log and summarised in a public vetting record.
+* Reward terms are versioned: each change creates an immutable version with a content hash, and material
+  changes ask existing backers to accept or withdraw.
+* A campaign has a funding cap (or a recorded decision to have none) that is never exceeded.
+* Each campaign's disclosure policy decides how the public sees the amount raised, the backer count and
+  tier availability; the creator and operators always see exact figures.
+"""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -14,8 +33,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         name="campaigns",
         title="Campaigns service",
-        description="Campaigns, reward tiers (versioned terms), vetting, funding caps and disclosure policy.",
+        description=DESCRIPTION,
         settings=settings,
-        routers=[],
+        # The vetting router first: its static `/v1/campaigns/review-queue` must win over `/{campaign_id}`.
+        routers=[vetting_router, campaigns_router, tiers_router, audit_router],
+        internal_routers=[reservations_router],
         idempotency_model=IdempotencyRecord,
+        lifespan_hooks=[
+            deadline_scheduler,
+            outbox_relay_hook(
+                source="campaigns",
+                model=OutboxEvent,
+                subscribers=lambda app: app.state.settings.event_subscribers(),
+                enabled=settings.event_relay_enabled,
+            ),
+        ],
     )

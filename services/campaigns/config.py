@@ -3,6 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.outbox import Subscriber
 from shared.settings import ServiceSettings
 
 
@@ -22,3 +23,16 @@ class Settings(ServiceSettings):
     scheduler_enabled: bool = True
     scheduler_poll_seconds: float = Field(default=5.0, gt=0)
     scheduler_batch_size: int = Field(default=100, ge=1)
+
+    # Where the outbox relay delivers this service's events (`campaign.closed`, `tier.terms_changed`).
+    event_relay_enabled: bool = True
+    pledges_events_url: str = "http://127.0.0.1:8002/internal/events"
+
+    def event_subscribers(self) -> list[Subscriber]:
+        return [
+            Subscriber(
+                name="pledges",
+                url=self.pledges_events_url,
+                event_types=frozenset({"campaign.closed", "tier.terms_changed"}),
+            )
+        ]

@@ -100,5 +100,10 @@ def next_status(status: CampaignStatus, action: CampaignAction) -> CampaignStatu
     return TRANSITIONS.get((status, action))
 
 
+# Actions a person asks for through a route; the others happen as consequences (an edit, the deadline).
+REQUESTABLE = frozenset(action for action, roles in ACTORS.items() if roles - {ActorRole.SYSTEM}) - {A.RETURN_TO_REVIEW}
+
+
 def allowed_actions(status: CampaignStatus) -> list[CampaignAction]:
-    return [action for (source, action) in TRANSITIONS if source == status]
+    """The actions a caller could request next from ``status`` (their role still applies)."""
+    return [action for (source, action) in TRANSITIONS if source == status and action in REQUESTABLE]

@@ -18,7 +18,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Enum as SAEnum,
     ForeignKey,
     Index,
     Integer,
@@ -26,11 +25,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import (
+    Enum as SAEnum,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from services.campaigns.outbox import OutboxEventMixin
 from shared.db import TYPE_ANNOTATION_MAP, new_metadata, utcnow
 from shared.idempotency import IdempotencyRecordMixin
+from shared.outbox import OutboxEventMixin
 
 
 def state_enum(enum: type[StrEnum], length: int = 32) -> SAEnum:
@@ -274,7 +276,9 @@ class Reservation(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     shipping_region: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[ReservationStatus] = mapped_column(state_enum(ReservationStatus, 16), default=ReservationStatus.PENDING)
+    status: Mapped[ReservationStatus] = mapped_column(
+        state_enum(ReservationStatus, 16), default=ReservationStatus.PENDING
+    )
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[datetime | None]

@@ -66,13 +66,12 @@ class CampaignCreate(CampaignBase):
 class CampaignUpdate(CampaignBase):
     """A partial update: only the fields sent change. Requires `If-Match` with the campaign's ETag.
 
-    Before launch every field can change; a change to the goal, cap, funding model, currency, deadline,
+    Before launch every field but the currency can change; a change to the goal, cap, funding model, deadline,
     budget or risks of an `approved` campaign sends it back to review. Once live, only the title,
     description, risks text and disclosure policy can change."""
 
     title: str | None = Title
     description: str | None = Field(default=None, max_length=20_000)
-    currency: Currency | None = None
     goal_amount: PositiveAmount | None = None
     cap_amount: PositiveAmount | None = None
     uncapped: bool | None = None

@@ -16,10 +16,10 @@ class DisclosurePolicy(BaseModel):
     amount_raised: AmountDisclosure = Field(
         default=AmountDisclosure.BANDS,
         description="`exact`; `rounded` (two significant figures, rounded down); `bands` (a range such as "
-        "10,000–25,000); `percent_of_goal` (a whole percentage only); `hidden`.",
+        "10,000 to 25,000); `percent_of_goal` (a whole percentage only); `hidden`.",
     )
     backer_count: BackerCountDisclosure = Field(
-        default=BackerCountDisclosure.BANDS, description="`exact`, `bands` (e.g. 10–49) or `hidden`."
+        default=BackerCountDisclosure.BANDS, description="`exact`, `bands` (e.g. 10 to 49) or `hidden`."
     )
     tier_availability: AvailabilityDisclosure = Field(
         default=AvailabilityDisclosure.COARSE,
