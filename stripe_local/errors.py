@@ -51,9 +51,7 @@ def invalid(message: str, *, param: str | None = None, code: str | None = None, 
 def missing(kind: str, obj_id: str, *, param: str | None, status: int = 404) -> StripeError:
     """Stripe's ``resource_missing``. The status is 404 for the object named by the URL and
     400 for one named by a body parameter (recorded: attach to a deleted customer is a 400)."""
-    return StripeError(
-        status, f"No such {kind}: '{obj_id}'", code="resource_missing", param=param
-    )
+    return StripeError(status, f"No such {kind}: '{obj_id}'", code="resource_missing", param=param)
 
 
 def unexpected_state(message: str, *, code: str, param: str | None = None, **extra: Any) -> StripeError:

@@ -116,8 +116,11 @@ class Meta(Spec):
             if len(key) > 40:
                 raise _err(f"Metadata keys can have up to 40 characters; key '{key}' is too long.", sub)
             if len(item) > 500:
-                raise _err("Metadata values can have up to 500 characters, but you passed in a value that is "
-                           f"{len(item)} characters.", sub)
+                raise _err(
+                    "Metadata values can have up to 500 characters, but you passed in a value that is "
+                    f"{len(item)} characters.",
+                    sub,
+                )
             out[key] = item
         if len(out) > 50:
             raise _err("Metadata can have up to 50 keys.", path)

@@ -1,0 +1,580 @@
+"""PaymentIntents: create, confirm (on and off session), manual capture, cancel, update.
+
+State refusals carry the messages recorded from the real API (stripe_world cassette 04).
+"""
+
+from __future__ import annotations
+
+from .. import ids
+from ..core import (
+    MINIMUM_CHARGE,
+    Ctx,
+    ListPage,
+    Obj,
+    blank_to_none,
+    check_currency,
+    format_amount,
+    merge_metadata,
+    paginate,
+    public,
+)
+from ..errors import StripeError, missing, unexpected_state
+from ..params import EXPAND, LIST_PARAMS, Arr, Bool, BoolOrEnum, Enum, Int, Meta, Str
+from ..params import Obj as ObjSpec
+from . import charges, customers, payment_methods
+
+# The account's default payment method configuration (ids differ per account; shape matters).
+PMC_ID = "pmc_1LocalStripeDefaultPmc0"
+CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
+CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action", "processing")
+EDITABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
+
+_CARD_OPTIONS = ObjSpec(
+    {
+        "request_three_d_secure": Enum("any", "automatic", "challenge"),
+        "setup_future_usage": Enum("none", "off_session", "on_session"),
+    }
+)
+_COMMON = {
+    "description": Str(),
+    "metadata": Meta(),
+    "receipt_email": Str(),
+    "setup_future_usage": Enum("off_session", "on_session"),
+    "statement_descriptor": Str(max_length=22),
+    "statement_descriptor_suffix": Str(max_length=22),
+    "transfer_group": Str(),
+    "capture_method": Enum("automatic", "automatic_async", "manual"),
+    "payment_method": Str(),
+    "payment_method_types": Arr(Str()),
+    "payment_method_options": ObjSpec({"card": _CARD_OPTIONS}),
+    "expand": EXPAND,
+}
+_CONFIRM_ONLY = {
+    "off_session": BoolOrEnum("one_off", "recurring"),
+    "return_url": Str(),
+    "error_on_requires_action": Bool(),
+    "use_stripe_sdk": Bool(),
+}
+CREATE = {
+    **_COMMON,
+    **_CONFIRM_ONLY,
+    "amount": Int(required=True),
+    "currency": Str(required=True),
+    "customer": Str(),
+    "confirm": Bool(),
+    "confirmation_method": Enum("automatic", "manual"),
+    "automatic_payment_methods": ObjSpec({"enabled": Bool(required=True), "allow_redirects": Enum("always", "never")}),
+}
+UPDATE = {**_COMMON, "amount": Int(), "currency": Str(), "customer": Str()}
+CONFIRM = {
+    **_CONFIRM_ONLY,
+    "payment_method": Str(),
+    "receipt_email": Str(),
+    "setup_future_usage": Enum("off_session", "on_session"),
+    "capture_method": Enum("automatic", "automatic_async", "manual"),
+    "payment_method_options": ObjSpec({"card": _CARD_OPTIONS}),
+    "expand": EXPAND,
+}
+CAPTURE = {
+    "amount_to_capture": Int(),
+    "metadata": Meta(),
+    "statement_descriptor": Str(max_length=22),
+    "statement_descriptor_suffix": Str(max_length=22),
+    "final_capture": Bool(),
+    "expand": EXPAND,
+}
+CANCEL = {
+    "cancellation_reason": Enum("duplicate", "fraudulent", "requested_by_customer", "abandoned"),
+    "expand": EXPAND,
+}
+RETRIEVE = {"expand": EXPAND, "client_secret": Str()}
+LIST = {**LIST_PARAMS, "customer": Str()}
+
+
+def _state_error(
+    pi: Obj, message: str, *, param: str | None = None, code: str = "payment_intent_unexpected_state"
+) -> StripeError:
+    return unexpected_state(message, code=code, param=param, payment_intent=public(pi))
+
+
+def _check_amount(amount: int, currency: str) -> None:
+    if amount < 1:
+        raise StripeError(
+            400,
+            "The amount must be greater than or equal to the minimum charge amount allowed for your account and "
+            "the currency set (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).  If you "
+            "want to save a Payment Method for future use without an immediate payment, use a Setup Intent "
+            "instead: https://docs.stripe.com/payments/setup-intents",
+            param="amount",
+            code="parameter_invalid_integer",
+        )
+    minimum = MINIMUM_CHARGE.get(currency, 50)
+    if amount < minimum:
+        raise StripeError(
+            400,
+            f"Amount must be at least {format_amount(minimum, currency)} {currency}",
+            param="amount",
+            code="amount_too_small",
+        )
+    if amount > 99_999_999:
+        raise StripeError(
+            400,
+            f"Amount must be no more than {format_amount(99_999_999, currency)}",
+            param="amount",
+            code="amount_too_large",
+        )
+
+
+def _check_owner(customer_id: str | None, pm: Obj, pi: Obj | None = None) -> None:
+    owner = pm["customer"]
+    if owner is None or owner == customer_id:
+        return
+    extra = {"payment_intent": public(pi)} if pi is not None else {}
+    if customer_id is None:
+        raise StripeError(
+            400,
+            f"The `payment_method` parameter supplied {pm['id']} belongs to the Customer {owner}. Please include "
+            "the Customer in the `customer` parameter on the PaymentIntent.",
+            param="source",
+            code="parameter_missing",
+            extra=extra,
+        )
+    raise StripeError(
+        400,
+        f"The PaymentMethod {pm['id']} does not belong to the Customer you supplied {customer_id}. Please use "
+        "this PaymentMethod with the Customer that it belongs to instead.",
+        param="payment_method",
+        extra=extra,
+    )
+
+
+def _card_options(types: list[str], options: Obj | None) -> Obj:
+    card = (options or {}).get("card") or {}
+    out: Obj = {
+        "card": {
+            "installments": None,
+            "mandate_options": None,
+            "network": None,
+            "request_three_d_secure": card.get("request_three_d_secure") or "automatic",
+        }
+    }
+    if "link" in types:
+        out["link"] = {"persistent_token": None}
+    return out
+
+
+def create(ctx: Ctx, p: Obj) -> Obj:
+    currency = check_currency(p["currency"])
+    _check_amount(p["amount"], currency)
+    customer_id = None
+    if p.get("customer"):
+        customer_id = customers.get_live(ctx, p["customer"], param="customer")["id"]
+    pm = payment_methods.resolve(ctx, p["payment_method"]) if p.get("payment_method") else None
+    if pm is not None:
+        _check_owner(customer_id, pm)
+    apm_param = p.get("automatic_payment_methods")
+    if p.get("payment_method_types"):
+        types, apm, pmc = p["payment_method_types"], None, None
+    elif apm_param is not None and not apm_param["enabled"]:
+        types, apm, pmc = ["card"], None, None
+    else:
+        # Recorded: without payment_method_types the account's dashboard methods apply.
+        types = ["card", "link"]
+        apm = {"allow_redirects": (apm_param or {}).get("allow_redirects") or "always", "enabled": True}
+        pmc = {"id": PMC_ID, "parent": None}
+    pi_id = ids.new_id("pi", lead="3")
+    pi: Obj = {
+        "id": pi_id,
+        "object": "payment_intent",
+        "allowed_payment_method_types": None,
+        "amount": p["amount"],
+        "amount_capturable": 0,
+        "amount_details": {"tip": {}},
+        "amount_received": 0,
+        "application": None,
+        "application_fee_amount": None,
+        "automatic_payment_methods": apm,
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": p.get("capture_method") or "automatic_async",
+        "client_secret": f"{pi_id}_secret_{ids.token(25)}",
+        "confirmation_method": p.get("confirmation_method") or "automatic",
+        "created": ctx.now,
+        "currency": currency,
+        "customer": customer_id,
+        "customer_account": None,
+        "description": blank_to_none(p.get("description")),
+        "excluded_payment_method_types": None,
+        "last_payment_error": None,
+        "latest_charge": None,
+        "livemode": False,
+        "managed_payments": {"enabled": False},
+        "metadata": p.get("metadata") or {},
+        "next_action": None,
+        "on_behalf_of": None,
+        "payment_method": pm["id"] if pm else None,
+        "payment_method_configuration_details": pmc,
+        "payment_method_options": _card_options(types, p.get("payment_method_options")),
+        "payment_method_types": types,
+        "payment_record": None,
+        "processing": None,
+        "receipt_email": blank_to_none(p.get("receipt_email")),
+        "review": None,
+        "setup_future_usage": p.get("setup_future_usage"),
+        "shared_payment_granted_token": None,
+        "shipping": None,
+        "source": None,
+        "statement_descriptor": blank_to_none(p.get("statement_descriptor")),
+        "statement_descriptor_suffix": blank_to_none(p.get("statement_descriptor_suffix")),
+        "status": "requires_confirmation" if pm else "requires_payment_method",
+        "transfer_data": None,
+        "transfer_group": blank_to_none(p.get("transfer_group")),
+        "_local": {"charges": []},
+    }
+    ctx.put(pi)
+    ctx.emit("payment_intent.created", pi)
+    if p.get("confirm"):
+        return _confirm(ctx, pi, p)
+    return pi
+
+
+def _get(ctx: Ctx, intent: str) -> Obj:
+    pi = ctx.get(intent, "payment_intent")
+    if pi is None:
+        raise missing("payment_intent", intent, param="intent")
+    return pi
+
+
+def retrieve(ctx: Ctx, p: Obj, intent: str) -> Obj:
+    return _get(ctx, intent)
+
+
+def confirm(ctx: Ctx, p: Obj, intent: str) -> Obj:
+    return _confirm(ctx, _get(ctx, intent), p)
+
+
+def _confirm(ctx: Ctx, pi: Obj, p: Obj) -> Obj:
+    status = pi["status"]
+    if status not in CONFIRMABLE:
+        if status == "succeeded":
+            message = (
+                "You cannot confirm this PaymentIntent because it has already succeeded after being "
+                "previously confirmed."
+            )
+        else:
+            message = (
+                f"You cannot confirm this PaymentIntent because it has a status of {status}. Only a "
+                "PaymentIntent with one of the following statuses may be confirmed: "
+                "requires_payment_method, requires_confirmation, requires_action."
+            )
+        raise _state_error(pi, message)
+    if p.get("payment_method"):
+        pm = payment_methods.resolve(ctx, p["payment_method"])
+        _check_owner(pi["customer"], pm, pi)
+    elif pi["payment_method"]:
+        pm = ctx.get(pi["payment_method"], "payment_method")
+        assert pm is not None
+    elif pi["customer"]:
+        raise _state_error(
+            pi,
+            (
+                "You cannot confirm this PaymentIntent because it's missing a payment method. To confirm the "
+                f"PaymentIntent with {pi['customer']}, specify a payment method attached to this customer along with "
+                "the customer ID."
+            ),
+        )
+    else:
+        raise _state_error(
+            pi,
+            (
+                "You cannot confirm this PaymentIntent because it's missing a payment method. You can either update "
+                "the PaymentIntent with a payment method and then confirm it again, or confirm it again directly with "
+                "a payment method or ConfirmationToken."
+            ),
+        )
+    off_session = p.get("off_session") not in (None, False)
+    apm = pi["automatic_payment_methods"]
+    if apm and apm["allow_redirects"] == "always" and not off_session and not p.get("return_url"):
+        # Documented Stripe behaviour: dashboard methods may redirect, so a return_url is required.
+        raise _state_error(
+            pi,
+            (
+                "This PaymentIntent is configured to accept payment methods enabled in your Dashboard. Because some "
+                "of these payment methods might redirect your customer off of your page, you must provide a "
+                "`return_url`. If you don't want to accept redirect-based payment methods, set "
+                "`automatic_payment_methods[enabled]` to `true` and `automatic_payment_methods[allow_redirects]` to "
+                "`never` when creating Setup Intents and Payment Intents."
+            ),
+            code="parameter_missing",
+        )
+    for key in ("receipt_email", "setup_future_usage", "capture_method"):
+        if key in p:
+            pi[key] = p[key]
+    pi["payment_method"] = pm["id"]
+    card = payment_methods.profile(pm)
+    if card is not None and card.requires_auth:
+        if off_session:
+            return _fail_authentication(ctx, pi, pm)
+        return _require_action(ctx, pi, pm)
+    if card is None:
+        return _require_action(ctx, pi, pm)
+    return _authorize(ctx, pi, pm)
+
+
+def _require_action(ctx: Ctx, pi: Obj, pm: Obj) -> Obj:
+    source = ids.new_id("src")
+    pi["status"] = "requires_action"
+    pi["next_action"] = {
+        "type": "use_stripe_sdk",
+        "use_stripe_sdk": {
+            "source": source,
+            "stripe_js": f"https://hooks.stripe.com/redirect/authenticate/{source}",
+            "type": "three_d_secure_redirect",
+        },
+    }
+    ctx.put(pi)
+    ctx.emit("payment_intent.requires_action", pi)
+    return pi
+
+
+def _fail_authentication(ctx: Ctx, pi: Obj, pm: Obj) -> Obj:
+    message = "Your card was declined. This transaction requires authentication."
+    pi.update(
+        status="requires_payment_method",
+        payment_method=None,
+        next_action=None,
+        last_payment_error={
+            "code": "authentication_required",
+            "decline_code": "authentication_required",
+            "doc_url": "https://stripe.com/docs/error-codes/authentication-required",
+            "message": message,
+            "payment_method": public(pm),
+            "payment_method_type": "card",
+            "type": "card_error",
+        },
+    )
+    ctx.put(pi)
+    ctx.emit("payment_intent.payment_failed", pi)
+    ctx.keep_on_error = True
+    raise StripeError(
+        402,
+        message,
+        type="card_error",
+        code="authentication_required",
+        extra={"decline_code": "authentication_required", "payment_intent": public(pi), "payment_method": public(pm)},
+    )
+
+
+def _authorize(ctx: Ctx, pi: Obj, pm: Obj) -> Obj:
+    card = payment_methods.profile(pm)
+    assert card is not None
+    payment_methods.mark_checked(pm)
+    ctx.put(pm)
+    charge = charges.new_charge(ctx, pi, pm, card.decline)
+    pi["latest_charge"] = charge["id"]
+    pi["_local"]["charges"].append(charge["id"])
+    pi["next_action"] = None
+    if card.decline is not None:
+        fields = payment_methods.decline_fields(card.decline)
+        pi.update(
+            status="requires_payment_method",
+            payment_method=None,
+            last_payment_error=dict(
+                sorted(
+                    {
+                        **fields,
+                        "charge": charge["id"],
+                        "doc_url": "https://stripe.com/docs/error-codes/" + card.decline.code.replace("_", "-"),
+                        "payment_method": public(pm),
+                        "payment_method_type": "card",
+                        "type": "card_error",
+                    }.items()
+                )
+            ),
+        )
+        ctx.put(pi)
+        ctx.emit("charge.failed", charge)
+        ctx.emit("payment_intent.payment_failed", pi)
+        ctx.keep_on_error = True
+        raise payment_methods.decline_error(
+            card.decline, charge=charge["id"], payment_intent=public(pi), payment_method=public(pm)
+        )
+    pi["last_payment_error"] = None
+    ctx.emit("charge.succeeded", charge)
+    if pi["capture_method"] == "manual":
+        pi.update(status="requires_capture", amount_capturable=pi["amount"])
+        ctx.put(pi)
+        ctx.emit("payment_intent.amount_capturable_updated", pi)
+    else:
+        pi.update(status="succeeded", amount_received=pi["amount"])
+        ctx.put(pi)
+        ctx.emit("payment_intent.succeeded", pi)
+    if pi["setup_future_usage"] and pi["customer"] and pm["customer"] is None:
+        customer = ctx.get(pi["customer"], "customer")
+        if customer is not None:
+            payment_methods.attach(ctx, pm, customer)
+    return pi
+
+
+def complete_authentication(ctx: Ctx, pi: Obj, succeed: bool) -> Obj:
+    """Stands in for the customer finishing (or failing) a 3-D Secure challenge."""
+    if pi["status"] != "requires_action":
+        raise _state_error(pi, f"This PaymentIntent has a status of {pi['status']}, not requires_action.")
+    pm = ctx.get(pi["payment_method"], "payment_method")
+    assert pm is not None
+    if succeed:
+        return _authorize(ctx, pi, pm)
+    pi.update(
+        status="requires_payment_method",
+        payment_method=None,
+        next_action=None,
+        last_payment_error={
+            "code": "payment_intent_authentication_failure",
+            "doc_url": "https://stripe.com/docs/error-codes/payment-intent-authentication-failure",
+            "message": "The provided PaymentMethod has failed authentication. You can provide payment_method_data or "
+            "a new PaymentMethod to attempt to fulfill this PaymentIntent again.",
+            "payment_method": public(pm),
+            "payment_method_type": "card",
+            "type": "invalid_request_error",
+        },
+    )
+    ctx.put(pi)
+    ctx.emit("payment_intent.payment_failed", pi)
+    return pi
+
+
+def capture(ctx: Ctx, p: Obj, intent: str) -> Obj:
+    pi = _get(ctx, intent)
+    status = pi["status"]
+    if status != "requires_capture":
+        if status == "succeeded" and pi["capture_method"] == "manual" and pi["amount_received"] < pi["amount"]:
+            message = (
+                "The remaining amount on this PaymentIntent could not be captured because the remainder of "
+                "the authorized amount has been released."
+            )
+        else:
+            message = (
+                f"This PaymentIntent could not be captured because it has a status of {status}. Only a "
+                "PaymentIntent with one of the following statuses may be captured: requires_capture."
+            )
+        raise _state_error(pi, message)
+    amount = p.get("amount_to_capture", pi["amount_capturable"])
+    extra = {"payment_intent": public(pi)}
+    if amount < 0:
+        raise StripeError(400, "Invalid non-negative integer", param="amount_to_capture", extra=extra)
+    if amount == 0:
+        raise StripeError(
+            400,
+            "This value must be greater than or equal to 1.",
+            param="amount",
+            code="parameter_invalid_integer",
+            extra=extra,
+        )
+    if amount > pi["amount_capturable"]:
+        raise StripeError(
+            400,
+            (
+                "The payment could not be captured because the requested capture amount is greater than the amount "
+                "you can capture for this charge. Contact us via https://support.stripe.com/contact/ for help."
+            ),
+            code="amount_too_large",
+            extra=extra,
+        )
+    if "metadata" in p:
+        pi["metadata"] = merge_metadata(pi["metadata"], p["metadata"])
+    for key in ("statement_descriptor", "statement_descriptor_suffix"):
+        if key in p:
+            pi[key] = blank_to_none(p[key])
+    charge = ctx.get(pi["latest_charge"], "charge")
+    assert charge is not None
+    charges.capture(ctx, charge, amount)
+    pi.update(status="succeeded", amount_received=amount, amount_capturable=0)
+    ctx.put(pi)
+    ctx.emit("payment_intent.succeeded", pi)
+    return pi
+
+
+def cancel(ctx: Ctx, p: Obj, intent: str) -> Obj:
+    pi = _get(ctx, intent)
+    status = pi["status"]
+    if status not in CANCELABLE:
+        raise _state_error(
+            pi,
+            (
+                f"You cannot cancel this PaymentIntent because it has a status of {status}. Only a PaymentIntent with "
+                "one of the following statuses may be canceled: requires_payment_method, requires_capture, "
+                "requires_reauthorization, requires_confirmation, requires_action, expired, processing."
+            ),
+        )
+    pi.update(
+        status="canceled",
+        canceled_at=ctx.now,
+        cancellation_reason=p.get("cancellation_reason"),
+        amount_capturable=0,
+        next_action=None,
+    )
+    ctx.put(pi)
+    if status == "requires_capture":
+        charge = ctx.get(pi["latest_charge"], "charge")
+        if charge is not None:
+            charges.release(ctx, charge)
+    ctx.emit("payment_intent.canceled", pi)
+    return pi
+
+
+def update(ctx: Ctx, p: Obj, intent: str) -> Obj:
+    pi = _get(ctx, intent)
+    status = pi["status"]
+    for key in ("amount", "currency", "customer", "payment_method", "payment_method_types"):
+        if key in p and status not in EDITABLE:
+            raise _state_error(
+                pi,
+                (
+                    f"This PaymentIntent's {key} could not be updated because it has a status of {status}. You may "
+                    f"only update the {key} of a PaymentIntent with one of the following statuses: "
+                    "requires_payment_method, requires_confirmation, requires_action."
+                ),
+                param=key,
+            )
+    currency = check_currency(p["currency"]) if "currency" in p else pi["currency"]
+    if "amount" in p or "currency" in p:
+        _check_amount(p.get("amount", pi["amount"]), currency)
+    customer_id = pi["customer"]
+    if p.get("customer"):
+        customer_id = customers.get_live(ctx, p["customer"], param="customer")["id"]
+    pm = None
+    if p.get("payment_method"):
+        pm = payment_methods.resolve(ctx, p["payment_method"])
+        _check_owner(customer_id, pm, pi)
+    pi.update(currency=currency, customer=customer_id, amount=p.get("amount", pi["amount"]))
+    if pm is not None:
+        pi["payment_method"] = pm["id"]
+        if status == "requires_payment_method":
+            pi["status"] = "requires_confirmation"
+    if p.get("payment_method_types"):
+        pi.update(
+            payment_method_types=p["payment_method_types"],
+            automatic_payment_methods=None,
+            payment_method_configuration_details=None,
+            payment_method_options=_card_options(p["payment_method_types"], p.get("payment_method_options")),
+        )
+    if "metadata" in p:
+        pi["metadata"] = merge_metadata(pi["metadata"], p["metadata"])
+    for key in (
+        "description",
+        "receipt_email",
+        "statement_descriptor",
+        "statement_descriptor_suffix",
+        "transfer_group",
+    ):
+        if key in p:
+            pi[key] = blank_to_none(p[key])
+    for key in ("setup_future_usage", "capture_method"):
+        if key in p:
+            pi[key] = p[key]
+    return ctx.put(pi)
+
+
+def list_all(ctx: Ctx, p: Obj) -> ListPage:
+    filters = {"customer": p["customer"]} if p.get("customer") else {}
+    return paginate(ctx, "payment_intent", p, "/v1/payment_intents", filters, "payment_intent")
