@@ -22,6 +22,7 @@ from gateway.ratelimit import ClientRateLimiter
 from shared.auth import AuthConfig, TokenVerifier
 from shared.context import RequestContextMiddleware
 from shared.errors import install_error_handlers
+from shared.http import http_transport
 from shared.logging import configure_logging
 
 VERSION = "0.1.0"
@@ -42,7 +43,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, json=settings.log_json, component="gateway")
-        async with httpx.AsyncClient(timeout=settings.health_timeout_seconds) as client:
+        await proxy.start()
+        async with httpx.AsyncClient(timeout=settings.health_timeout_seconds, transport=http_transport()) as client:
             app.state.http = client
             app.state.openapi_cache = OpenAPICache(
                 settings.service_urls(), client, settings.openapi_cache_seconds, VERSION

@@ -1,14 +1,18 @@
 """Forwarding ``/v1/...`` to the owning service: authenticate, rate-limit, stream the request and the response.
 
-Pure ASGI on a pooled httpx client. Small bodies (the common case) are sent and relayed whole, which is
-measurably faster than chunked streaming; bodies without a length or above a threshold are streamed.
+Pure ASGI on one pooled aiohttp session. aiohttp rather than httpx on this hot path, by measurement (2 cores,
+loopback, 1/32 concurrent requests to one service): httpx 0.28's own pool gave 798/212 requests/s, httpx on
+an aiohttp transport 1,054/2,266, aiohttp directly 2,560/3,895 — httpx's request layer alone cost ~0.5 ms
+per request. Small bodies (the common case) are relayed whole; bodies without a length or above a threshold
+are streamed both ways, never buffered.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 import structlog
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -39,7 +43,10 @@ HOP_BY_HOP = frozenset(
 )
 # Headers a client may not set on the way in: the gateway writes them itself.
 GATEWAY_OWNED = frozenset({"x-request-id", "traceparent", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
+DROPPED_REQUEST_HEADERS = HOP_BY_HOP | GATEWAY_OWNED | {"content-length"}
+DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"x-request-id"}
 BUFFER_LIMIT = 256 * 1024
+STREAM_CHUNK = 64 * 1024
 
 
 class Proxy:
@@ -48,22 +55,27 @@ class Proxy:
         self.verifier = verifier
         self.limiter = limiter
         self.upstreams = settings.service_urls()
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                settings.upstream_timeout_seconds,
-                connect=settings.upstream_connect_timeout_seconds,
-                pool=settings.upstream_connect_timeout_seconds,
+        self.session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the pooled session (aiohttp binds it to the running event loop)."""
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=self.settings.upstream_max_connections, keepalive_timeout=30, ttl_dns_cache=300
             ),
-            limits=httpx.Limits(
-                max_connections=settings.upstream_max_connections,
-                max_keepalive_connections=settings.upstream_max_connections,
-                keepalive_expiry=30,
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=self.settings.upstream_connect_timeout_seconds,  # includes waiting for a pooled connection
+                sock_connect=self.settings.upstream_connect_timeout_seconds,
+                sock_read=self.settings.upstream_timeout_seconds,
             ),
-            follow_redirects=False,
+            auto_decompress=False,  # relay bytes exactly as the service sent them
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
         )
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self.session is not None:
+            await self.session.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -108,27 +120,28 @@ class Proxy:
                 )
         return await self._forward(request, match.service)
 
-    def _upstream_headers(self, request: Request) -> list[tuple[bytes, bytes]]:
+    def _upstream_headers(self, request: Request) -> list[tuple[str, str]]:
         headers = [
-            (k, v)
-            for k, v in request.headers.raw
-            if k.decode("latin-1").lower() not in HOP_BY_HOP and k.decode("latin-1").lower() not in GATEWAY_OWNED
+            (key, value)
+            for key, value in ((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw)
+            if key.lower() not in DROPPED_REQUEST_HEADERS
         ]
         request_id = request_id_var.get() or secrets.token_hex(16)
         traceparent = traceparent_var.get() or f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
         forwarded_for = request.headers.get("x-forwarded-for")
         client_ip = request.client.host if request.client else ""
         headers += [
-            (b"x-request-id", request_id.encode()),
-            (b"traceparent", traceparent.encode()),
-            (b"x-forwarded-for", (f"{forwarded_for}, {client_ip}" if forwarded_for else client_ip).encode()),
-            (b"x-forwarded-proto", request.url.scheme.encode()),
+            ("x-request-id", request_id),
+            ("traceparent", traceparent),
+            ("x-forwarded-for", f"{forwarded_for}, {client_ip}" if forwarded_for else client_ip),
+            ("x-forwarded-proto", request.url.scheme),
         ]
         if host := request.headers.get("host"):
-            headers.append((b"x-forwarded-host", host.encode("latin-1")))
+            headers.append(("x-forwarded-host", host))
         return headers
 
     async def _forward(self, request: Request, service: str) -> Response:
+        assert self.session is not None, "Proxy.start() was not called"
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
         url = self.upstreams[service] + raw_path.decode("latin-1")
         if request.url.query:
@@ -139,38 +152,55 @@ class Proxy:
                 return problem_response(400, "bad_request", None, "Invalid Content-Length.", instance=request.url.path)
             if int(length) > self.settings.max_request_body_bytes:
                 return problem_response(413, "payload_too_large", None, "The request body is too large.")
-        body = await request.body() if length is not None and int(length) <= BUFFER_LIMIT else request.stream()
-        upstream_request = self.client.build_request(
-            request.method, url, headers=self._upstream_headers(request), content=body
-        )
+        body: bytes | AsyncIterator[bytes] | None
+        if length is None and "transfer-encoding" not in request.headers:
+            body = None  # no body at all (GET, DELETE...): never turn it into a chunked upload
+        elif length is not None and int(length) <= BUFFER_LIMIT:
+            body = await request.body()
+        else:
+            body = request.stream()
+
         try:
-            upstream = await self.client.send(upstream_request, stream=True)
-        except httpx.TimeoutException as exc:
-            log.warning("gateway.upstream_timeout", service=service, error=type(exc).__name__)
-            return problem_response(
-                504, "upstream_timeout", "Gateway timeout", f"The {service} service did not answer in time."
+            upstream = await self.session.request(
+                request.method, url, headers=self._upstream_headers(request), data=body, allow_redirects=False
             )
-        except httpx.TransportError as exc:
-            log.warning("gateway.upstream_unavailable", service=service, error=type(exc).__name__)
-            return problem_response(
-                502, "upstream_unavailable", "Bad gateway", f"The {service} service is unavailable."
-            )
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            return self._timeout(service, exc)
+        except aiohttp.ClientError as exc:
+            return self._unavailable(service, exc)
 
         response_headers = [
-            (k, v) for k, v in upstream.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP | {"x-request-id"}
+            (k.lower(), v)
+            for k, v in upstream.raw_headers
+            if k.decode("latin-1").lower() not in DROPPED_RESPONSE_HEADERS
         ]
-        upstream_length = upstream.headers.get("content-length")
-        if upstream_length is not None and upstream_length.isdigit() and int(upstream_length) <= BUFFER_LIMIT:
+        if upstream.content_length is not None and upstream.content_length <= BUFFER_LIMIT:
             try:
-                content = await upstream.aread()
-            except httpx.TransportError:
-                return problem_response(502, "upstream_unavailable", "Bad gateway", f"The {service} service failed.")
+                content = await upstream.read()
+            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+                return self._timeout(service, exc)
+            except aiohttp.ClientError as exc:
+                return self._unavailable(service, exc)
             finally:
-                await upstream.aclose()
-            response = Response(content, status_code=upstream.status_code)
+                upstream.release()
+            response = Response(content, status_code=upstream.status)
         else:
             response = StreamingResponse(
-                upstream.aiter_raw(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)
+                upstream.content.iter_chunked(STREAM_CHUNK),
+                status_code=upstream.status,
+                background=BackgroundTask(upstream.release),
             )
-        response.raw_headers = [(k.lower(), v) for k, v in response_headers]
+        response.raw_headers = response_headers
         return response
+
+    @staticmethod
+    def _timeout(service: str, exc: BaseException) -> Response:
+        log.warning("gateway.upstream_timeout", service=service, error=type(exc).__name__)
+        return problem_response(
+            504, "upstream_timeout", "Gateway timeout", f"The {service} service did not answer in time."
+        )
+
+    @staticmethod
+    def _unavailable(service: str, exc: BaseException) -> Response:
+        log.warning("gateway.upstream_unavailable", service=service, error=type(exc).__name__)
+        return problem_response(502, "upstream_unavailable", "Bad gateway", f"The {service} service is unavailable.")

@@ -97,7 +97,7 @@ def _health_router() -> APIRouter:
 
 
 def _register_problem_schema(app: FastAPI) -> None:
-    """Make sure ``Problem`` is a named component even if no route documents an error yet."""
+    """``Problem`` is a named component in every service, identical everywhere, used or not yet."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -105,7 +105,8 @@ def _register_problem_schema(app: FastAPI) -> None:
             return app.openapi_schema
         schema = original()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
+        # One canonical Problem schema in every service, so the gateway's merged document has exactly one.
+        components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         schema["components"].setdefault(
             "securitySchemes", {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
         )

@@ -27,6 +27,7 @@ USER_AUDIENCE = "crowdfund"
 SERVICE_ISSUER = "crowdfund-internal"
 SERVICE_AUDIENCE = "crowdfund-internal"
 LEEWAY_SECONDS = 30
+CACHE_SIZE = 10_000
 
 
 class Role(StrEnum):
@@ -69,6 +70,7 @@ class TokenVerifier:
         if not config.hs256_secret and not config.jwks_url:
             raise ValueError("a JWT secret (HS256) or a JWKS URL (RS256) is required")
         self.config = config
+        self._cache: dict[str, tuple[Principal, float]] = {}
         # PyJWKClient caches the key set and refreshes it on an unknown `kid`; its fetch is blocking, so it
         # runs in a worker thread (only on a cache miss).
         self._jwks = (
@@ -76,21 +78,36 @@ class TokenVerifier:
         )
 
     async def verify(self, token: str) -> Principal:
+        """Verify a bearer token. A verified token is remembered until it expires (bounded cache): callers send
+        the same token on every request, and verification is the costliest step of a proxied request."""
+        cached = self._cache.get(token)
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
+        principal, expires_at = await self._verify_uncached(token)
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))  # evict the oldest entry
+        self._cache[token] = (principal, expires_at)
+        return principal
+
+    async def _verify_uncached(self, token: str) -> tuple[Principal, float]:
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
             raise Unauthorized("The bearer token is malformed.", code="invalid_token") from exc
         if unverified.get("iss") == SERVICE_ISSUER:
-            return self._verify_service(token)
-        return await self._verify_user(token)
+            principal, claims = self._verify_service(token)
+        else:
+            principal, claims = await self._verify_user(token)
+        # Remembered a little less long than the token lives, so an expired token is never accepted from cache.
+        return principal, float(claims["exp"]) - LEEWAY_SECONDS
 
-    def _verify_service(self, token: str) -> Principal:
+    def _verify_service(self, token: str) -> tuple[Principal, dict[str, Any]]:
         if not self.config.service_secret:
             raise Unauthorized("Service tokens are not accepted here.", code="invalid_token")
         claims = self._decode(token, self.config.service_secret, ["HS256"], SERVICE_ISSUER, SERVICE_AUDIENCE)
-        return Principal(subject=str(claims["sub"]), roles=frozenset({Role.SERVICE}), is_service=True)
+        return Principal(subject=str(claims["sub"]), roles=frozenset({Role.SERVICE}), is_service=True), claims
 
-    async def _verify_user(self, token: str) -> Principal:
+    async def _verify_user(self, token: str) -> tuple[Principal, dict[str, Any]]:
         if self._jwks is not None:
             try:
                 signing_key = await anyio.to_thread.run_sync(self._jwks.get_signing_key_from_jwt, token)
@@ -106,7 +123,7 @@ class TokenVerifier:
         roles = frozenset(Role(r) for r in raw_roles if r in USER_ROLES)
         if not roles:
             raise Unauthorized("The token grants no known role.", code="invalid_token")
-        return Principal(subject=str(claims["sub"]), roles=roles)
+        return Principal(subject=str(claims["sub"]), roles=roles), claims
 
     @staticmethod
     def _decode(token: str, key: Any, algorithms: list[str], issuer: str, audience: str) -> dict[str, Any]:

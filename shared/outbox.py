@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from shared.auth import ServiceTokenSource, require_service
 from shared.db import Database, insert_for, utcnow
+from shared.http import http_transport
 from shared.unit_of_work import UnitOfWorkRoute, get_session
 
 log = structlog.get_logger("shared.outbox")
@@ -135,7 +136,9 @@ class OutboxRelay:
         self.poll_interval = poll_interval_seconds
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_seconds)
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_seconds, connect=2.0), transport=transport)
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_seconds, connect=2.0), transport=transport or http_transport()
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()

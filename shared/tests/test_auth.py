@@ -96,3 +96,24 @@ def test_service_tokens_are_reused_until_close_to_expiry() -> None:
     claims = jwt.decode(source.token(), SERVICE_SECRET, algorithms=["HS256"], audience=SERVICE_AUDIENCE)
     assert claims["iss"] == SERVICE_ISSUER
     assert claims["exp"] - claims["iat"] == 300
+
+
+async def test_the_verification_cache_never_admits_a_tampered_token() -> None:
+    verifier = TokenVerifier(CONFIG)
+    token = issue_user_token(SECRET, "alice", ["backer"], issuer="crowdfund-dev")
+    assert (await verifier.verify(token)).subject == "alice"
+    header, payload, signature = token.split(".")
+    elevated = jwt.encode(
+        {**jwt.decode(token, options={"verify_signature": False}), "roles": ["operator"]}, "x" * 40, algorithm="HS256"
+    )
+    with pytest.raises(Unauthorized):
+        await verifier.verify(f"{header}.{elevated.split('.')[1]}.{signature}")
+    assert (await verifier.verify(token)).roles == {Role.BACKER}
+
+
+async def test_a_token_about_to_expire_is_not_served_from_the_cache() -> None:
+    verifier = TokenVerifier(CONFIG)
+    # Lives 10 s: shorter than the 30 s leeway, so it is verified every time and never cached.
+    token = issue_user_token(SECRET, "alice", ["backer"], issuer="crowdfund-dev", ttl_seconds=10)
+    await verifier.verify(token)
+    assert token not in verifier._cache or verifier._cache[token][1] <= time.time()
