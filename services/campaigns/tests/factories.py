@@ -162,3 +162,28 @@ async def pledge(
     )
     assert confirmed.status_code == 200, confirmed.text
     return confirmed.json()  # type: ignore[no-any-return]
+
+
+async def outbox_events(database_url: str, event_type: str | None = None) -> list[dict[str, Any]]:
+    """The events this service committed to its outbox (what the relay will deliver)."""
+    from sqlalchemy import select
+
+    from services.campaigns.models import OutboxEvent
+    from shared.db import Database
+
+    db = Database(database_url)
+    try:
+        async with db.read_sessions() as session:
+            statement = select(OutboxEvent).order_by(OutboxEvent.created_at)
+            if event_type is not None:
+                statement = statement.where(OutboxEvent.type == event_type)
+            rows = (await session.execute(statement)).scalars().all()
+            return [{"id": str(row.id), "type": row.type, "payload": row.payload} for row in rows]
+    finally:
+        await db.dispose()
+
+
+async def totals(client: httpx.AsyncClient, actors: Actors, campaign_id: str) -> dict[str, Any]:
+    response = await client.get(f"/internal/campaigns/{campaign_id}/totals", headers=actors.service)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]

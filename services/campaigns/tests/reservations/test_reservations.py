@@ -1,0 +1,228 @@
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from services.campaigns.tests.factories import (
+    Actors,
+    create_campaign,
+    create_tier,
+    live_campaign,
+    pledge,
+    reservation_body,
+    reserve,
+    totals,
+)
+
+
+def _url(campaign_id: str, pledge_id: str = "", action: str = "") -> str:
+    url = f"/internal/campaigns/{campaign_id}/reservations"
+    if pledge_id:
+        url += f"/{pledge_id}"
+    if action:
+        url += f"/{action}"
+    return url
+
+
+async def test_reserve_confirm_moves_the_amount_from_pending_to_committed(
+    client: httpx.AsyncClient, actors: Actors
+) -> None:
+    campaign, [tier] = await live_campaign(client, actors)
+    body = reservation_body(tier, amount=9_000)
+    reserved = await reserve(client, actors, campaign["id"], body)
+    assert reserved.status_code == 201
+    assert reserved.json()["status"] == "pending"
+    assert (await totals(client, actors, campaign["id"]))["reserved_amount"] == 9_000
+
+    confirmed = await client.post(_url(campaign["id"], body["pledge_id"], "confirm"), headers=actors.service)
+    assert confirmed.status_code == 200
+    assert confirmed.json()["status"] == "confirmed"
+    state = await totals(client, actors, campaign["id"])
+    assert (state["reserved_amount"], state["committed_amount"], state["backer_count"]) == (0, 9_000, 1)
+    assert state["consistent"]
+
+
+async def test_repeating_a_reservation_with_the_same_pledge_id_returns_the_first(
+    client: httpx.AsyncClient, actors: Actors
+) -> None:
+    campaign, [tier] = await live_campaign(client, actors)
+    body = reservation_body(tier)
+    first = await reserve(client, actors, campaign["id"], body)
+    again = await reserve(client, actors, campaign["id"], body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert (await totals(client, actors, campaign["id"]))["pending_count"] == 1
+
+    reused = await reserve(client, actors, campaign["id"], body | {"amount": body["amount"] + 1})
+    assert reused.status_code == 409
+    assert reused.json()["code"] == "pledge_id_reused"
+
+
+async def test_confirm_and_release_are_idempotent(client: httpx.AsyncClient, actors: Actors) -> None:
+    campaign, [tier] = await live_campaign(client, actors)
+    confirmed = await pledge(client, actors, campaign["id"], tier)
+    again = await client.post(_url(campaign["id"], confirmed["pledge_id"], "confirm"), headers=actors.service)
+    assert again.status_code == 200
+    assert (await totals(client, actors, campaign["id"]))["committed_amount"] == confirmed["amount"]
+
+    for _ in range(2):
+        released = await client.post(
+            _url(campaign["id"], confirmed["pledge_id"], "release"),
+            json={"reason": "backer_canceled"},
+            headers=actors.service,
+        )
+        assert released.status_code == 200
+        assert released.json()["status"] == "released"
+        assert released.json()["release_reason"] == "backer_canceled"
+    state = await totals(client, actors, campaign["id"])
+    assert (state["committed_amount"], state["backer_count"], state["consistent"]) == (0, 0, True)
+
+    late_confirm = await client.post(_url(campaign["id"], confirmed["pledge_id"], "confirm"), headers=actors.service)
+    assert late_confirm.status_code == 409
+    assert late_confirm.json()["code"] == "reservation_released"
+
+
+async def test_the_cap_counts_pending_reservations(client: httpx.AsyncClient, actors: Actors) -> None:
+    campaign, [tier] = await live_campaign(client, actors, goal_amount=10_000, cap_amount=20_000)
+    first = await reserve(client, actors, campaign["id"], reservation_body(tier, amount=13_000))
+    assert first.status_code == 201
+    refused = await reserve(client, actors, campaign["id"], reservation_body(tier, amount=8_000))
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert problem["code"] == "cap_reached"
+    assert refused.headers["content-type"] == "application/problem+json"
+    # No figure in the refusal: neither the cap, the totals nor what is left.
+    for figure in ("20000", "13000", "7000", "8000"):
+        assert figure not in refused.text
+    fits = await reserve(client, actors, campaign["id"], reservation_body(tier, amount=7_000))
+    assert fits.status_code == 201
+
+
+async def test_released_capacity_can_be_reserved_again(client: httpx.AsyncClient, actors: Actors) -> None:
+    campaign, [tier] = await live_campaign(client, actors, goal_amount=10_000, cap_amount=10_000)
+    body = reservation_body(tier, amount=10_000)
+    assert (await reserve(client, actors, campaign["id"], body)).status_code == 201
+    assert (await reserve(client, actors, campaign["id"], reservation_body(tier))).json()["code"] == "cap_reached"
+    released = await client.post(_url(campaign["id"], body["pledge_id"], "release"), headers=actors.service)
+    assert released.status_code == 200
+    assert (await reserve(client, actors, campaign["id"], reservation_body(tier))).status_code == 201
+
+
+async def test_tier_quantity_and_per_backer_limits(client: httpx.AsyncClient, actors: Actors) -> None:
+    campaign, [limited, per_backer] = await live_campaign(
+        client,
+        actors,
+        uncapped=True,
+        cap_amount=None,
+        tiers=[{"title": "Early bird", "quantity_limit": 2}, {"title": "Deluxe", "per_backer_limit": 1}],
+    )
+    assert (await reserve(client, actors, campaign["id"], reservation_body(limited))).status_code == 201
+    assert (await reserve(client, actors, campaign["id"], reservation_body(limited))).status_code == 201
+    sold_out = await reserve(client, actors, campaign["id"], reservation_body(limited))
+    assert (sold_out.status_code, sold_out.json()["code"]) == (409, "tier_sold_out")
+
+    first = reservation_body(per_backer, backer_id="backer-7")
+    assert (await reserve(client, actors, campaign["id"], first)).status_code == 201
+    second = await reserve(client, actors, campaign["id"], reservation_body(per_backer, backer_id="backer-7"))
+    assert (second.status_code, second.json()["code"]) == (409, "backer_limit_reached")
+    other = await reserve(client, actors, campaign["id"], reservation_body(per_backer, backer_id="backer-8"))
+    assert other.status_code == 201
+    # Releasing gives the backer's allowance back.
+    await client.post(_url(campaign["id"], first["pledge_id"], "release"), headers=actors.service)
+    again = await reserve(client, actors, campaign["id"], reservation_body(per_backer, backer_id="backer-7"))
+    assert again.status_code == 201
+
+
+async def test_only_a_live_campaign_accepts_reservations(client: httpx.AsyncClient, actors: Actors) -> None:
+    draft = await create_campaign(client, actors)
+    tier = await create_tier(client, actors, draft["id"])
+    refused = await reserve(client, actors, draft["id"], reservation_body(tier))
+    assert (refused.status_code, refused.json()["code"]) == (409, "campaign_not_accepting_pledges")
+
+    campaign, [live_tier] = await live_campaign(client, actors)
+    suspended = await client.post(
+        f"/v1/campaigns/{campaign['id']}/suspend", json={"reason": "investigating"}, headers=actors.operator
+    )
+    assert suspended.status_code == 200
+    refused = await reserve(client, actors, campaign["id"], reservation_body(live_tier))
+    assert refused.json()["code"] == "campaign_not_accepting_pledges"
+
+
+async def test_a_pending_reservation_cannot_be_confirmed_once_the_campaign_is_suspended(
+    client: httpx.AsyncClient, actors: Actors
+) -> None:
+    campaign, [tier] = await live_campaign(client, actors)
+    body = reservation_body(tier)
+    assert (await reserve(client, actors, campaign["id"], body)).status_code == 201
+    await client.post(f"/v1/campaigns/{campaign['id']}/suspend", json={"reason": "fraud"}, headers=actors.operator)
+    refused = await client.post(_url(campaign["id"], body["pledge_id"], "confirm"), headers=actors.service)
+    assert (refused.status_code, refused.json()["code"]) == (409, "campaign_not_accepting_pledges")
+    state = await totals(client, actors, campaign["id"])
+    assert (state["pending_count"], state["committed_amount"], state["consistent"]) == (1, 0, True)
+
+
+async def test_terms_version_currency_shipping_and_minimum_amount_are_checked(
+    client: httpx.AsyncClient, actors: Actors
+) -> None:
+    campaign, [tier] = await live_campaign(client, actors)
+    stale = await reserve(client, actors, campaign["id"], reservation_body(tier, tier_version=7))
+    assert (stale.status_code, stale.json()["code"], stale.json()["current_version"]) == (409, "terms_changed", 1)
+    wrong_currency = await reserve(client, actors, campaign["id"], reservation_body(tier, currency="EUR"))
+    assert (wrong_currency.status_code, wrong_currency.json()["code"]) == (422, "currency_mismatch")
+    nowhere = await reserve(client, actors, campaign["id"], reservation_body(tier, shipping_region="JP"))
+    assert nowhere.json()["code"] == "shipping_region_unavailable"
+    # 5,000 price + 2,000 shipping to FR: 6,999 is too little, 7,000 is enough.
+    short = await reserve(client, actors, campaign["id"], reservation_body(tier, shipping_region="FR", amount=6_999))
+    assert short.json()["code"] == "amount_below_minimum"
+    ok = await reserve(client, actors, campaign["id"], reservation_body(tier, shipping_region="FR", amount=7_000))
+    assert ok.status_code == 201
+    state = await totals(client, actors, campaign["id"])
+    assert (state["pending_count"], state["reserved_amount"]) == (1, 7_000)
+
+
+async def test_unknown_campaign_tier_or_reservation_is_404(client: httpx.AsyncClient, actors: Actors) -> None:
+    campaign, [tier] = await live_campaign(client, actors)
+    missing = str(uuid.uuid4())
+    assert (await reserve(client, actors, missing, reservation_body(tier))).json()["code"] == "campaign_not_found"
+    wrong_tier = await reserve(client, actors, campaign["id"], reservation_body(tier, tier_id=missing))
+    assert wrong_tier.json()["code"] == "tier_not_found"
+    for action in ("confirm", "release"):
+        response = await client.post(_url(campaign["id"], missing, action), headers=actors.service)
+        assert (response.status_code, response.json()["code"]) == (404, "reservation_not_found")
+
+
+async def test_reservation_routes_require_a_service_token(client: httpx.AsyncClient, actors: Actors) -> None:
+    campaign, [tier] = await live_campaign(client, actors)
+    body = reservation_body(tier)
+    anonymous = await client.post(_url(campaign["id"]), json=body)
+    assert anonymous.status_code == 401
+    for headers in (actors.backer, actors.operator, actors.creator):
+        response = await client.post(_url(campaign["id"]), json=body, headers=headers)
+        assert response.status_code == 403
+    snapshot = await client.get(f"/internal/campaigns/{campaign['id']}", headers=actors.backer)
+    assert snapshot.status_code == 403
+
+
+async def test_campaign_snapshot_for_services_has_exact_figures_and_capabilities(
+    client: httpx.AsyncClient, actors: Actors
+) -> None:
+    campaign, [tier] = await live_campaign(client, actors, funding_model="flexible")
+    await pledge(client, actors, campaign["id"], tier, amount=12_345)
+    response = await client.get(f"/internal/campaigns/{campaign['id']}", headers=actors.service)
+    assert response.status_code == 200
+    snapshot = response.json()
+    assert snapshot["status"] == "live"
+    assert snapshot["accepts_pledges"] is True
+    assert snapshot["capabilities"] == {
+        "accepts_pledges": True,
+        "terms_editable": True,
+        "may_charge": False,
+        "may_refund": True,
+        "closed": False,
+    }
+    assert (snapshot["committed_amount"], snapshot["backer_count"], snapshot["funding_model"]) == (
+        12_345,
+        1,
+        "flexible",
+    )
