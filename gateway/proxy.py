@@ -44,7 +44,8 @@ HOP_BY_HOP = frozenset(
 # Headers a client may not set on the way in: the gateway writes them itself.
 GATEWAY_OWNED = frozenset({"x-request-id", "traceparent", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
 DROPPED_REQUEST_HEADERS = HOP_BY_HOP | GATEWAY_OWNED | {"content-length"}
-DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"x-request-id"}
+# The gateway's own server writes Date and Server; the request id is the gateway's.
+DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"x-request-id", "date", "server"}
 BUFFER_LIMIT = 256 * 1024
 STREAM_CHUNK = 64 * 1024
 

@@ -17,6 +17,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 access_log = structlog.get_logger("http.access")
+QUIET_PATHS = frozenset({"/healthz", "/readyz"})  # probes every few seconds: not worth a log line each
 
 
 def valid_request_id(value: str | None) -> str:
@@ -63,7 +64,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if self.access_log_enabled:
+            if self.access_log_enabled and scope["path"] not in QUIET_PATHS:
                 access_log.info(
                     "http.request",
                     method=scope["method"],

@@ -102,7 +102,7 @@ async def test_the_verification_cache_never_admits_a_tampered_token() -> None:
     verifier = TokenVerifier(CONFIG)
     token = issue_user_token(SECRET, "alice", ["backer"], issuer="crowdfund-dev")
     assert (await verifier.verify(token)).subject == "alice"
-    header, payload, signature = token.split(".")
+    header, _payload, signature = token.split(".")
     elevated = jwt.encode(
         {**jwt.decode(token, options={"verify_signature": False}), "roles": ["operator"]}, "x" * 40, algorithm="HS256"
     )

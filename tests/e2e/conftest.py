@@ -38,7 +38,7 @@ def stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFa
     )
     running = Stack(config)
     try:
-        running.start_all([c for c in COMPONENTS if c != "stripe"])
+        running.start_all()
         yield running
     finally:
         running.stop_all()

@@ -82,6 +82,8 @@ def test_the_request_id_is_echoed_and_reaches_the_service(gateway: httpx.Client,
         },
     )
     assert response.headers["x-request-id"] == "e2e-request-123"
+    for single in ("date", "server", "x-request-id", "content-type"):
+        assert len(response.headers.get_list(single)) == 1, single
     generated = gateway.get("/v1/pledges", headers=auth_headers("alice", "backer"))
     assert len(generated.headers["x-request-id"]) == 32
     deadline = time.monotonic() + 5
@@ -132,3 +134,14 @@ def test_a_stopped_service_is_a_502_problem_and_recovers(gateway: httpx.Client, 
     finally:
         stack.start("refunds")
     assert gateway.get("/v1/refund-batches", headers=headers).status_code != 502
+
+
+def test_the_local_stripe_server_runs_in_the_stack_and_answers_the_official_sdk(stack: Stack) -> None:
+    import stripe
+
+    client = stripe.StripeClient(
+        "sk_test_local", base_addresses={"api": stack.config.url("stripe")}, max_network_retries=0
+    )
+    customer = client.v1.customers.create(params={"email": "e2e@example.com"})
+    assert customer.id.startswith("cus_")
+    assert client.v1.customers.retrieve(customer.id).email == "e2e@example.com"
