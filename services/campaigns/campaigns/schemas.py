@@ -11,8 +11,6 @@ from services.campaigns.lifecycle import CampaignAction
 from services.campaigns.models import CampaignStatus, FundingModel
 from shared.money import Amount, Currency, PositiveAmount
 
-Title = Field(min_length=1, max_length=200, description="The campaign's public title.")
-
 
 class BudgetLine(BaseModel):
     """One line of the creator's budget: what the money is for."""
@@ -43,7 +41,7 @@ class CampaignCreate(CampaignBase):
     """A new campaign, created in `draft`. Everything except the title, currency, goal and funding model can
     be completed later; submission for review lists whatever is still missing."""
 
-    title: str = Title
+    title: str = Field(min_length=1, max_length=200, description="The campaign's public title.")
     description: str = Field(default="", max_length=20_000)
     currency: Currency
     goal_amount: PositiveAmount = Field(description="The funding goal (the floor), in minor units.")
@@ -70,7 +68,7 @@ class CampaignUpdate(CampaignBase):
     budget or risks of an `approved` campaign sends it back to review. Once live, only the title,
     description, risks text and disclosure policy can change."""
 
-    title: str | None = Title
+    title: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=20_000)
     goal_amount: PositiveAmount | None = None
     cap_amount: PositiveAmount | None = None
