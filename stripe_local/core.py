@@ -47,7 +47,8 @@ class Ctx:
         self.settings = state.settings
         self.request_id = request_id
         self.idempotency_key = idempotency_key
-        self.now = int(time.time())
+        self.started_at = time.time()
+        self.now = int(self.started_at)
         self.endpoints_changed = False
         # Declines persist the PaymentIntent, its failed charge and events, then answer 402.
         self.keep_on_error = False
@@ -82,8 +83,9 @@ class Ctx:
         }
         self.uow.add_event(event, orjson.dumps(event), obj.get("id"))
         settings = self.settings
+        # One due time per unit of work: with reordering on, its events then leave as one batch, newest first.
         hold = settings.webhook_reorder_window_seconds if settings.webhook_reorder else 0.0
-        at = time.time() + hold
+        at = self.started_at + hold
         for endpoint in targets:
             self.uow.add_delivery(event["id"], endpoint["id"], at)
             # Stripe may deliver an event more than once; the receiver must dedupe on event id.

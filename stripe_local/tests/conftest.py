@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -39,6 +40,7 @@ class Api:
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
+        self.app: StripeLocalApp | None = None
 
     async def request(
         self, method: str, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
@@ -73,6 +75,23 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**base)
 
 
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[Api]:
+    """The app in-process with its background workers running, and a client for it."""
+    application = create_app(settings)
+    await application.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://stripe.local"
+        ) as client:
+            api = Api(client)
+            api.app = application
+            yield api
+    finally:
+        await application.stop()
+        application.db.close()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
@@ -93,7 +112,9 @@ async def app(settings: Settings) -> AsyncIterator[StripeLocalApp]:
 async def api(app: StripeLocalApp) -> AsyncIterator[Api]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://stripe.local") as client:
-        yield Api(client)
+        api = Api(client)
+        api.app = app
+        yield api
 
 
 class WebhookReceiver:
@@ -102,6 +123,7 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.deliveries: list[tuple[dict[str, str], bytes, int]] = []
         self.fail_first = 0
+        self.delay = 0.0
         self.url = ""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -114,6 +136,10 @@ class WebhookReceiver:
             if not message.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        if self.delay:
+            import asyncio
+
+            await asyncio.sleep(self.delay)
         status = 500 if len(self.deliveries) < self.fail_first else 200
         self.deliveries.append((headers, b"".join(chunks), status))
         await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"2")]})

@@ -212,9 +212,13 @@ async def test_same_key_replays_and_different_parameters_raise_idempotency_error
 
 async def test_the_rate_limiter_answers_429_rate_limit(client: stripe.StripeClient, server: StripeLocalProcess) -> None:
     server.local("POST", "rate_limit", json={"limit_per_second": 3})
-    with pytest.raises(stripe.RateLimitError) as info:
+
+    async def burst() -> None:
         for _ in range(10):
             await client.v1.customers.create_async(params={"email": "fast@example.com"})
+
+    with pytest.raises(stripe.RateLimitError) as info:
+        await burst()
     # The SDK's RateLimitError does not copy ``code`` onto itself; it is in the body.
     assert (info.value.http_status, info.value.json_body["error"]["code"]) == (429, "rate_limit")
     await client.v1.customers.list_async(params={"limit": 1})  # another endpoint has its own bucket
