@@ -69,7 +69,7 @@ def utcnow() -> datetime:
 
 def insert_for(session: AsyncSession) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert

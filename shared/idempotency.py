@@ -16,11 +16,12 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import structlog
 from sqlalchemy import JSON, Integer, LargeBinary, String, UniqueConstraint, delete, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from starlette.requests import Request
@@ -116,7 +117,7 @@ async def _claim(db: Database, model: Any, scope: str, key: str, fp: str) -> Res
             )
             .on_conflict_do_nothing(index_elements=["scope", "key"])
         )
-        result = await session.execute(stmt)
+        result = cast("CursorResult[Any]", await session.execute(stmt))
         if result.rowcount == 1:
             await session.commit()
             return None
@@ -135,10 +136,13 @@ async def _claim(db: Database, model: Any, scope: str, key: str, fp: str) -> Res
                 headers={"Retry-After": "1"},
             )
         # The first attempt died without finishing: take its claim over (compare-and-set on the lock).
-        taken = await session.execute(
-            update(model)
-            .where(model.id == record.id, model.locked_until == record.locked_until)
-            .values(locked_until=now + timedelta(seconds=LOCK_SECONDS))
+        taken = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                update(model)
+                .where(model.id == record.id, model.locked_until == record.locked_until)
+                .values(locked_until=now + timedelta(seconds=LOCK_SECONDS))
+            ),
         )
         if taken.rowcount != 1:
             raise Conflict(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from alembic import command, context
 from alembic.config import Config
@@ -54,7 +54,7 @@ def downgrade(service_dir: Path, url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(service_dir, url), revision)
 
 
-def _render_item(type_: str, obj: Any, _autogen_context: Any) -> str | bool:
+def _render_item(type_: str, obj: Any, _autogen_context: Any) -> str | Literal[False]:
     # Our TypeDecorator is a Python-side conversion; the column itself is a plain timezone-aware timestamp.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

@@ -17,13 +17,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, status
 from pydantic import BaseModel, Field
 from sqlalchemy import JSON, Index, Integer, String, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -157,7 +158,7 @@ class OutboxRelay:
                 .order_by(m.created_at)
                 .limit(self.batch_size)
             )
-            if session.bind.dialect.name == "postgresql":
+            if session.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             events = list((await session.execute(stmt)).scalars())
             if events:
@@ -280,17 +281,20 @@ def inbox_router(model: Any, handlers: Mapping[str, EventHandler]) -> APIRouter:
         """Receive an event from another service's outbox (at-least-once delivery; duplicates ignored)."""
         insert = insert_for(session)
         now = utcnow()
-        result = await session.execute(
-            insert(model)
-            .values(
-                id=envelope.id,
-                type=envelope.type,
-                source=envelope.source,
-                payload=envelope.payload,
-                received_at=now,
-                processed_at=None,
-            )
-            .on_conflict_do_nothing(index_elements=["id"])
+        result = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                insert(model)
+                .values(
+                    id=envelope.id,
+                    type=envelope.type,
+                    source=envelope.source,
+                    payload=envelope.payload,
+                    received_at=now,
+                    processed_at=None,
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+            ),
         )
         if result.rowcount != 1:
             return EventReceipt(status="duplicate")

@@ -7,7 +7,7 @@ commit is an error response.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request
@@ -22,10 +22,10 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class UnitOfWorkRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         idempotent = bool(self.openapi_extra and self.openapi_extra.get("x-idempotent"))
-        read_only = self.methods <= READ_METHODS
+        read_only = (self.methods or set()) <= READ_METHODS
 
         async def unit_of_work_handler(request: Request) -> Response:
             db: Database = request.app.state.db
