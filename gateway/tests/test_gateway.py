@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 
+import httpx
 import jwt
 import pytest
 
@@ -152,3 +153,52 @@ async def test_unroutable_paths_are_404_without_touching_a_service() -> None:
     assert internal.status_code == 404
     assert traversal.status_code == 404
     assert internal.headers["content-type"] == "application/problem+json"
+
+
+@pytest.fixture
+async def slow_streaming_upstream() -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """Answers with a chunked body: one chunk at once, the rest only after `release` is set."""
+    release = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/csv\r\ntransfer-encoding: chunked\r\n\r\n")
+        first = b"x" * 100_000
+        writer.write(b"%x\r\n%s\r\n" % (len(first), first))
+        await writer.drain()
+        await release.wait()
+        rest = b"y" * 400_000
+        writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", release
+    server.close()
+
+
+async def test_large_responses_are_streamed_not_buffered(slow_streaming_upstream: tuple[str, asyncio.Event]) -> None:
+    """Through a real HTTP server (httpx's ASGITransport would buffer the body itself)."""
+    import uvicorn
+
+    url, release = slow_streaming_upstream
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(_settings(refunds_url=url)), port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            headers = auth_headers("oscar", "operator")
+            async with client.stream("GET", "/v1/refund-batches/1/report", headers=headers) as response:
+                assert response.status_code == 200
+                received = b""
+                async for chunk in response.aiter_raw():
+                    received += chunk
+                    if len(received) >= 100_000 and not release.is_set():
+                        # The first part reached the client while the service still holds back the rest.
+                        release.set()
+        assert received == b"x" * 100_000 + b"y" * 400_000
+    finally:
+        server.should_exit = True
+        await serving
