@@ -13,7 +13,7 @@ from sqlalchemy import text
 from shared.auth import TokenVerifier
 from shared.context import RequestContextMiddleware
 from shared.db import Database
-from shared.errors import Problem, ServiceUnavailable, install_error_handlers
+from shared.errors import PROBLEM_MEDIA_TYPE, Problem, ServiceUnavailable, install_error_handlers
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings
 
@@ -107,6 +107,16 @@ def _register_problem_schema(app: FastAPI) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         # One canonical Problem schema in every service, so the gateway's merged document has exactly one.
         components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        # FastAPI documents its own 422 body (HTTPValidationError); ours is a problem document with `errors`.
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                if isinstance(operation, dict) and "422" in operation.get("responses", {}):
+                    operation["responses"]["422"] = {
+                        "description": "The request is invalid (problem details with `errors`).",
+                        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    }
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
         schema["components"].setdefault(
             "securitySchemes", {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
         )
