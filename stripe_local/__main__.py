@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         http="httptools",
         lifespan="on",
         access_log=False,
+        # Per-request work uvicorn would otherwise do for nothing here.
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=5,
     )

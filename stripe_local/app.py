@@ -19,6 +19,7 @@ from collections import Counter
 import orjson
 
 from . import API_VERSION, ids, routes
+from .commit import GroupCommitter
 from .config import Settings
 from .core import AppState, Ctx, ListPage, Obj, check_expand, render
 from .db import Database
@@ -57,10 +58,11 @@ class StripeLocalApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.rng = random.Random(settings.seed)
-        self.db = Database(settings.db)
+        self.db = Database(settings.db, synchronous=settings.sqlite_synchronous)
         self.state = AppState(settings, self.db, self.rng)
         self.faults = FaultInjector(settings, self.rng)
         self.limiter = RateLimiter(settings.rate_limit)
+        self.committer = GroupCommitter(self.db)
         self.dispatcher = Dispatcher(self.state)
         self.scheduler = Scheduler(self.state)
         self.state.wake_dispatcher = self.dispatcher.wake
@@ -209,7 +211,7 @@ class StripeLocalApp:
             except StripeError as error:
                 await fail(error)
                 return
-            status, response = self._execute(
+            status, response = await self._execute(
                 route, path_params, params, request_id, idem_key, method, path, params_blob, log_url
             )
         finally:
@@ -279,7 +281,7 @@ class StripeLocalApp:
             )
         return int(status), bytes(body), str(request_id).encode()
 
-    def _execute(
+    async def _execute(
         self,
         route: routes.Route,
         path_params: dict[str, str],
@@ -314,7 +316,7 @@ class StripeLocalApp:
         if idem_key is not None:
             uow.save_idempotency(idem_key, method, path, params_blob, status, body, request_id, ctx.now)
         try:
-            uow.commit()
+            await self.committer.commit(uow)
         except Exception:
             logger.exception("api.commit.failed", extra={"route": route.name})
             return 500, orjson.dumps(_api_error().to_body(log_url))

@@ -52,6 +52,8 @@ class Settings:
     latency_ms: float = 0.0
     seed: int | None = None
     idempotency_ttl_seconds: int = 24 * 3600
+    # off (default): safe against a killed process; normal/full: also against an OS crash (slower).
+    sqlite_synchronous: str = "off"
 
     _ENV_PARSERS: ClassVar[dict[str, Any]] = {
         "host": str,
@@ -73,6 +75,7 @@ class Settings:
         "latency_ms": float,
         "seed": int,
         "idempotency_ttl_seconds": int,
+        "sqlite_synchronous": str,
     }
 
     @classmethod

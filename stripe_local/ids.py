@@ -7,12 +7,14 @@ import random
 import string
 
 _ALNUM = string.ascii_letters + string.digits
-# Uniqueness is what matters here, not secrecy: a seeded PRNG from the OS is plenty and fast.
+# Uniqueness is what matters here, not secrecy: a PRNG seeded from the OS is plenty and fast.
 _rng = random.Random()
+# Random bytes mapped onto [A-Za-z0-9] in one C call (the 256 % 62 bias is irrelevant for ids).
+_TO_ALNUM = bytes(ord(_ALNUM[i % 62]) for i in range(256))
 
 
 def token(length: int) -> str:
-    return "".join(_rng.choices(_ALNUM, k=length))
+    return _rng.randbytes(length).translate(_TO_ALNUM).decode("ascii")
 
 
 def new_id(prefix: str, lead: str = "1", length: int = 24) -> str:

@@ -368,8 +368,8 @@ def _fail_authentication(ctx: Ctx, pi: Obj, pm: Obj) -> Obj:
 def _authorize(ctx: Ctx, pi: Obj, pm: Obj) -> Obj:
     card = payment_methods.profile(pm)
     assert card is not None
-    payment_methods.mark_checked(pm)
-    ctx.put(pm)
+    if payment_methods.mark_checked(pm):
+        ctx.put(pm)
     charge = charges.new_charge(ctx, pi, pm, card.decline)
     pi["latest_charge"] = charge["id"]
     pi["_local"]["charges"].append(charge["id"])

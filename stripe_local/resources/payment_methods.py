@@ -149,10 +149,13 @@ def decline_error(decline: Decline, *, param: str | None = None, **extra: Any) -
     return StripeError(402, message, type="card_error", code=code, param=param, extra={**fields, **extra})
 
 
-def mark_checked(pm: Obj) -> None:
-    """Attaching or charging runs a CVC check: ``unchecked`` becomes ``pass`` (recorded)."""
-    if "card" in pm:
-        pm["card"] = {**pm["card"], "checks": {**pm["card"]["checks"], "cvc_check": "pass"}}
+def mark_checked(pm: Obj) -> bool:
+    """Attaching or charging runs a CVC check: ``unchecked`` becomes ``pass`` (recorded).
+    Returns whether the method changed (so an unchanged one is not written again)."""
+    if "card" not in pm or pm["card"]["checks"]["cvc_check"] == "pass":
+        return False
+    pm["card"] = {**pm["card"], "checks": {**pm["card"]["checks"], "cvc_check": "pass"}}
+    return True
 
 
 def attach(ctx: Ctx, pm: Obj, customer: Obj) -> Obj:

@@ -178,8 +178,8 @@ def _require_action(ctx: Ctx, si: Obj) -> Obj:
 
 def _set_up(ctx: Ctx, si: Obj, pm: Obj) -> Obj:
     card = payment_methods.profile(pm)
-    payment_methods.mark_checked(pm)
-    ctx.put(pm)
+    if payment_methods.mark_checked(pm):
+        ctx.put(pm)
     si["latest_attempt"] = ids.new_id("setatt")
     si["next_action"] = None
     if card is not None and card.decline is not None and not card.attach_ok:
