@@ -310,8 +310,7 @@ class StripeLocalApp:
         except Exception:
             logger.exception("api.handler.crashed", extra={"route": route.name})
             self.db.invalidate_cache()
-            error = _api_error()
-            return 500, orjson.dumps(error.to_body(log_url))
+            return 500, orjson.dumps(_api_error().to_body(log_url))
         body = orjson.dumps(payload)
         if idem_key is not None:
             uow.save_idempotency(idem_key, method, path, params_blob, status, body, request_id, ctx.now)

@@ -197,7 +197,7 @@ async def run_sdk(url: str, seconds: float, concurrency: int) -> Result:
                     "currency": "usd",
                     "payment_method": "pm_card_visa",
                     "confirm": True,
-                    "payment_method_types": ["card"],
+                    "allowed_payment_method_types": ["card"],
                 },
                 options={"idempotency_key": f"bench:{uuid.uuid4()}"},
             )

@@ -70,7 +70,7 @@ class Ctx:
         if previous:
             data["previous_attributes"] = previous
         targets = [e for e in self.state.endpoints if _subscribed(e, event_type)]
-        event = {
+        event: Obj = {
             "id": ids.new_id("evt"),
             "object": "event",
             "api_version": API_VERSION,
@@ -315,6 +315,24 @@ def diff(before: Obj, after: Obj) -> Obj:
         else:
             previous[key] = old
     return previous
+
+
+def method_types(p: Obj, dashboard: list[str], pmc_id: str) -> tuple[list[str], Obj | None, Obj | None, Any, Any]:
+    """Which payment method types an intent accepts: ``payment_method_types`` (the 2026-08-26 name)
+    or ``allowed_payment_method_types`` (the name in the SDK's newer API version) pin them;
+    otherwise the account's dashboard configuration applies, minus ``excluded_payment_method_types``.
+    Returns (types, automatic_payment_methods, payment_method_configuration_details, allowed, excluded)."""
+    allowed = p.get("allowed_payment_method_types") or None
+    excluded = p.get("excluded_payment_method_types") or None
+    pinned = p.get("payment_method_types") or allowed
+    apm_param = p.get("automatic_payment_methods")
+    if pinned:
+        return list(pinned), None, None, allowed, excluded
+    if apm_param is not None and not apm_param["enabled"]:
+        return ["card"], None, None, allowed, excluded
+    types = [t for t in dashboard if t not in (excluded or ())]
+    apm = {"allow_redirects": (apm_param or {}).get("allow_redirects") or "always", "enabled": True}
+    return types, apm, {"id": pmc_id, "parent": None}, allowed, excluded
 
 
 def blank_to_none(value: Any) -> Any:

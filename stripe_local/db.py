@@ -349,8 +349,9 @@ class Database:
     # -- scheduled transitions ------------------------------------------------------------
 
     def due_scheduled(self, now: float | None) -> list[tuple[int, str, str]]:
+        args: tuple[Any, ...] = ()
         if now is None:
-            sql, args = "SELECT id, kind, object_id FROM scheduled WHERE done = 0 ORDER BY due_at, id", ()
+            sql = "SELECT id, kind, object_id FROM scheduled WHERE done = 0 ORDER BY due_at, id"
         else:
             sql = "SELECT id, kind, object_id FROM scheduled WHERE done = 0 AND due_at <= ? ORDER BY due_at, id"
             args = (now,)

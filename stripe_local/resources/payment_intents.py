@@ -15,6 +15,7 @@ from ..core import (
     check_currency,
     format_amount,
     merge_metadata,
+    method_types,
     paginate,
     public,
 )
@@ -46,6 +47,8 @@ _COMMON = {
     "capture_method": Enum("automatic", "automatic_async", "manual"),
     "payment_method": Str(),
     "payment_method_types": Arr(Str()),
+    "allowed_payment_method_types": Arr(Str()),
+    "excluded_payment_method_types": Arr(Str()),
     "payment_method_options": ObjSpec({"card": _CARD_OPTIONS}),
     "expand": EXPAND,
 }
@@ -172,21 +175,13 @@ def create(ctx: Ctx, p: Obj) -> Obj:
     pm = payment_methods.resolve(ctx, p["payment_method"]) if p.get("payment_method") else None
     if pm is not None:
         _check_owner(customer_id, pm)
-    apm_param = p.get("automatic_payment_methods")
-    if p.get("payment_method_types"):
-        types, apm, pmc = p["payment_method_types"], None, None
-    elif apm_param is not None and not apm_param["enabled"]:
-        types, apm, pmc = ["card"], None, None
-    else:
-        # Recorded: without payment_method_types the account's dashboard methods apply.
-        types = ["card", "link"]
-        apm = {"allow_redirects": (apm_param or {}).get("allow_redirects") or "always", "enabled": True}
-        pmc = {"id": PMC_ID, "parent": None}
+    # Recorded: without pinned types the account's dashboard methods (card, link) apply.
+    types, apm, pmc, allowed, excluded = method_types(p, ["card", "link"], PMC_ID)
     pi_id = ids.new_id("pi", lead="3")
     pi: Obj = {
         "id": pi_id,
         "object": "payment_intent",
-        "allowed_payment_method_types": None,
+        "allowed_payment_method_types": allowed,
         "amount": p["amount"],
         "amount_capturable": 0,
         "amount_details": {"tip": {}},
@@ -204,7 +199,7 @@ def create(ctx: Ctx, p: Obj) -> Obj:
         "customer": customer_id,
         "customer_account": None,
         "description": blank_to_none(p.get("description")),
-        "excluded_payment_method_types": None,
+        "excluded_payment_method_types": excluded,
         "last_payment_error": None,
         "latest_charge": None,
         "livemode": False,
@@ -272,8 +267,9 @@ def _confirm(ctx: Ctx, pi: Obj, p: Obj) -> Obj:
         pm = payment_methods.resolve(ctx, p["payment_method"])
         _check_owner(pi["customer"], pm, pi)
     elif pi["payment_method"]:
-        pm = ctx.get(pi["payment_method"], "payment_method")
-        assert pm is not None
+        saved = ctx.get(pi["payment_method"], "payment_method")
+        assert saved is not None
+        pm = saved
     elif pi["customer"]:
         raise _state_error(
             pi,
@@ -458,7 +454,7 @@ def capture(ctx: Ctx, p: Obj, intent: str) -> Obj:
                 "PaymentIntent with one of the following statuses may be captured: requires_capture."
             )
         raise _state_error(pi, message)
-    amount = p.get("amount_to_capture", pi["amount_capturable"])
+    amount: int = p["amount_to_capture"] if "amount_to_capture" in p else pi["amount_capturable"]
     extra = {"payment_intent": public(pi)}
     if amount < 0:
         raise StripeError(400, "Invalid non-negative integer", param="amount_to_capture", extra=extra)
@@ -525,7 +521,14 @@ def cancel(ctx: Ctx, p: Obj, intent: str) -> Obj:
 def update(ctx: Ctx, p: Obj, intent: str) -> Obj:
     pi = _get(ctx, intent)
     status = pi["status"]
-    for key in ("amount", "currency", "customer", "payment_method", "payment_method_types"):
+    for key in (
+        "amount",
+        "currency",
+        "customer",
+        "payment_method",
+        "payment_method_types",
+        "allowed_payment_method_types",
+    ):
         if key in p and status not in EDITABLE:
             raise _state_error(
                 pi,
@@ -538,7 +541,7 @@ def update(ctx: Ctx, p: Obj, intent: str) -> Obj:
             )
     currency = check_currency(p["currency"]) if "currency" in p else pi["currency"]
     if "amount" in p or "currency" in p:
-        _check_amount(p.get("amount", pi["amount"]), currency)
+        _check_amount(p["amount"] if "amount" in p else pi["amount"], currency)
     customer_id = pi["customer"]
     if p.get("customer"):
         customer_id = customers.get_live(ctx, p["customer"], param="customer")["id"]
@@ -551,12 +554,14 @@ def update(ctx: Ctx, p: Obj, intent: str) -> Obj:
         pi["payment_method"] = pm["id"]
         if status == "requires_payment_method":
             pi["status"] = "requires_confirmation"
-    if p.get("payment_method_types"):
+    if p.get("payment_method_types") or p.get("allowed_payment_method_types"):
+        types, apm, pmc, allowed, _ = method_types(p, [], PMC_ID)
         pi.update(
-            payment_method_types=p["payment_method_types"],
-            automatic_payment_methods=None,
-            payment_method_configuration_details=None,
-            payment_method_options=_card_options(p["payment_method_types"], p.get("payment_method_options")),
+            payment_method_types=types,
+            automatic_payment_methods=apm,
+            payment_method_configuration_details=pmc,
+            allowed_payment_method_types=allowed,
+            payment_method_options=_card_options(types, p.get("payment_method_options")),
         )
     if "metadata" in p:
         pi["metadata"] = merge_metadata(pi["metadata"], p["metadata"])

@@ -6,7 +6,7 @@ Messages follow the recorded real API (stripe_world cassette 10_setup_intents).
 from __future__ import annotations
 
 from .. import ids
-from ..core import Ctx, ListPage, Obj, blank_to_none, merge_metadata, paginate, public
+from ..core import Ctx, ListPage, Obj, blank_to_none, merge_metadata, method_types, paginate, public
 from ..errors import StripeError, missing, unexpected_state
 from ..params import EXPAND, LIST_PARAMS, Arr, Bool, Enum, Meta, Str
 from ..params import Obj as ObjSpec
@@ -22,6 +22,8 @@ _FIELDS = {
     "metadata": Meta(),
     "payment_method": Str(),
     "payment_method_types": Arr(Str()),
+    "allowed_payment_method_types": Arr(Str()),
+    "excluded_payment_method_types": Arr(Str()),
     "expand": EXPAND,
 }
 CREATE = {
@@ -66,20 +68,12 @@ def create(ctx: Ctx, p: Obj) -> Obj:
     pm = payment_methods.resolve(ctx, p["payment_method"]) if p.get("payment_method") else None
     if pm is not None:
         _check_owner(customer_id, pm, None)
-    apm_param = p.get("automatic_payment_methods")
-    if p.get("payment_method_types"):
-        types, apm, pmc = p["payment_method_types"], None, None
-    elif apm_param is not None and not apm_param["enabled"]:
-        types, apm, pmc = ["card"], None, None
-    else:
-        types = list(DASHBOARD_TYPES)
-        apm = {"allow_redirects": (apm_param or {}).get("allow_redirects") or "always", "enabled": True}
-        pmc = {"id": PMC_ID, "parent": None}
+    types, apm, pmc, allowed, excluded = method_types(p, DASHBOARD_TYPES, PMC_ID)
     si_id = ids.new_id("seti")
     si: Obj = {
         "id": si_id,
         "object": "setup_intent",
-        "allowed_payment_method_types": None,
+        "allowed_payment_method_types": allowed,
         "application": None,
         "automatic_payment_methods": apm,
         "cancellation_reason": None,
@@ -88,7 +82,7 @@ def create(ctx: Ctx, p: Obj) -> Obj:
         "customer": customer_id,
         "customer_account": None,
         "description": blank_to_none(p.get("description")),
-        "excluded_payment_method_types": None,
+        "excluded_payment_method_types": excluded,
         "flow_directions": None,
         "last_setup_error": None,
         "latest_attempt": None,
@@ -140,8 +134,9 @@ def _confirm(ctx: Ctx, si: Obj, p: Obj) -> Obj:
         pm = payment_methods.resolve(ctx, p["payment_method"])
         _check_owner(si["customer"], pm, si)
     elif si["payment_method"]:
-        pm = ctx.get(si["payment_method"], "payment_method")
-        assert pm is not None
+        saved = ctx.get(si["payment_method"], "payment_method")
+        assert saved is not None
+        pm = saved
     else:
         raise _error(
             si,
@@ -258,11 +253,13 @@ def update(ctx: Ctx, p: Obj, intent: str) -> Obj:
         si["description"] = blank_to_none(p["description"])
     if "metadata" in p:
         si["metadata"] = merge_metadata(si["metadata"], p["metadata"])
-    if p.get("payment_method_types"):
+    if p.get("payment_method_types") or p.get("allowed_payment_method_types"):
+        types, apm, pmc, allowed, _ = method_types(p, [], PMC_ID)
         si.update(
-            payment_method_types=p["payment_method_types"],
-            automatic_payment_methods=None,
-            payment_method_configuration_details=None,
+            payment_method_types=types,
+            automatic_payment_methods=apm,
+            payment_method_configuration_details=pmc,
+            allowed_payment_method_types=allowed,
         )
     return ctx.put(si)
 

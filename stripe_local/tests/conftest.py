@@ -70,7 +70,11 @@ class Api:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    base = {"db": str(tmp_path / "stripe_local.sqlite3"), "rate_limit": 0.0, "async_delay_seconds": 3600.0}
+    base: dict[str, Any] = {
+        "db": str(tmp_path / "stripe_local.sqlite3"),
+        "rate_limit": 0.0,
+        "async_delay_seconds": 3600.0,
+    }
     base.update(overrides)
     return Settings(**base)
 

@@ -185,3 +185,27 @@ async def test_raw_card_numbers_are_checked(api: Api) -> None:
         {"type": "card", "card": {"number": "5555555555554444", "exp_month": 1, "exp_year": 2040, "cvc": "123"}},
     )
     assert (good["card"]["brand"], good["card"]["last4"]) == ("mastercard", "4444")
+
+
+async def test_the_sdks_allowed_payment_method_types_pins_the_types(api: Api) -> None:
+    # The SDK's newer API version names the parameter allowed_payment_method_types.
+    pi = await api.ok(
+        "POST",
+        "/v1/payment_intents",
+        {
+            "amount": 3000,
+            "currency": "usd",
+            "confirm": True,
+            "payment_method": "pm_card_visa",
+            "allowed_payment_method_types": ["card"],
+        },
+    )
+    assert (pi["status"], pi["allowed_payment_method_types"], pi["payment_method_types"]) == (
+        "succeeded",
+        ["card"],
+        ["card"],
+    )
+    assert pi["automatic_payment_methods"] is None
+    seti = await api.ok("POST", "/v1/setup_intents", {"excluded_payment_method_types": ["pix", "klarna"]})
+    assert seti["payment_method_types"] == ["card", "bancontact", "link", "satispay"]
+    assert seti["excluded_payment_method_types"] == ["pix", "klarna"]
