@@ -1,0 +1,103 @@
+"""Test helpers: real charged PaymentIntents at the local Stripe server, pledges that point at them, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import httpx
+import stripe
+
+from services.refunds.tests.fakes import FakePledge, FakePledges
+from stripe_local.testing import StripeLocalProcess
+
+PAYMENT_METHODS = {
+    "visa": "pm_card_visa",
+    "pending_refund": "pm_card_pendingRefund",  # 4000000000007726: refund pending -> succeeded
+    "refund_fails": "pm_card_refundFail",  # 4000000000005126: refund succeeded -> failed
+}
+
+
+async def charge_payment_intents(
+    stripe_url: str, amounts: list[int], *, card: str = "visa", currency: str = "usd", concurrency: int = 24
+) -> list[str]:
+    """Create and confirm one PaymentIntent per amount (really charged) through the official SDK."""
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    http_client = stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=30), connector=connector)
+    client = stripe.StripeClient(
+        "sk_test_local", base_addresses={"api": stripe_url}, http_client=http_client, max_network_retries=3
+    )
+    semaphore = asyncio.Semaphore(concurrency)
+    ids: list[str] = [""] * len(amounts)
+
+    async def one(index: int, amount: int) -> None:
+        async with semaphore:
+            intent = await client.v1.payment_intents.create_async(
+                params={
+                    "amount": amount,
+                    "currency": currency,
+                    "payment_method": PAYMENT_METHODS[card],
+                    "payment_method_types": ["card"],
+                    "confirm": True,
+                },
+                options={"idempotency_key": f"seed:{uuid.uuid4()}"},
+            )
+            assert intent.status == "succeeded", intent.status
+            ids[index] = intent.id
+
+    try:
+        await asyncio.gather(*(one(i, a) for i, a in enumerate(amounts)))
+    finally:
+        await http_client.close_async()
+    return ids
+
+
+async def seed_charged_pledges(
+    fake: FakePledges,
+    stripe_server: StripeLocalProcess,
+    campaign_id: uuid.UUID,
+    amounts: list[int],
+    *,
+    card: str = "visa",
+    **values: Any,
+) -> list[FakePledge]:
+    intents = await charge_payment_intents(stripe_server.url, amounts, card=card)
+    return [
+        fake.add(
+            campaign_id=campaign_id,
+            charged_amount=amount,
+            total_amount=amount,
+            stripe_payment_intent_id=intent,
+            **values,
+        )
+        for amount, intent in zip(amounts, intents, strict=True)
+    ]
+
+
+async def stripe_refunds_by_intent(stripe_server: StripeLocalProcess) -> dict[str, list[dict[str, Any]]]:
+    """Every refund the Stripe server ever made, grouped by PaymentIntent (its own test-only record)."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        response = await client.get(f"{stripe_server.url}/_local/refunds")
+        response.raise_for_status()
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for refund in response.json()["data"]:
+        grouped.setdefault(refund["payment_intent"], []).append(refund)
+    return grouped
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+) -> Any:
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
