@@ -16,7 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import Settings
-from gateway.openapi import OpenAPICache
+from gateway.openapi import API_VERSION, OpenAPICache
 from gateway.proxy import Proxy
 from gateway.ratelimit import ClientRateLimiter
 from shared.auth import AuthConfig, TokenVerifier
@@ -25,7 +25,6 @@ from shared.errors import install_error_handlers
 from shared.http import http_transport
 from shared.logging import configure_logging
 
-VERSION = "0.1.0"
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
@@ -47,7 +46,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         async with httpx.AsyncClient(timeout=settings.health_timeout_seconds, transport=http_transport()) as client:
             app.state.http = client
             app.state.openapi_cache = OpenAPICache(
-                settings.service_urls(), client, settings.openapi_cache_seconds, VERSION
+                settings.service_urls(), client, settings.openapi_cache_seconds, API_VERSION
             )
             try:
                 yield

@@ -20,44 +20,111 @@ from gateway.routing import is_public_operation, resolve
 
 log = structlog.get_logger("gateway.openapi")
 
+# The public API's version. Bump the major part to remove an operation or a field (tools/openapi_contract.py).
+API_VERSION = "1.0.0"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 BEARER = "bearerAuth"
 
 
+REF_PREFIX = "#/components/schemas/"
+
+
+def _refs(node: Any) -> set[str]:
+    """Schema names referenced anywhere under ``node``."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(REF_PREFIX):
+            found.add(ref[len(REF_PREFIX) :])
+        for value in node.values():
+            found |= _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _refs(value)
+    return found
+
+
+def _reachable(roots: set[str], schemas: dict[str, Any]) -> set[str]:
+    seen: set[str] = set()
+    pending = list(roots)
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in schemas:
+            continue
+        seen.add(name)
+        pending.extend(_refs(schemas[name]) - seen)
+    return seen
+
+
+def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        out = {k: _rename_refs(v, renames) for k, v in node.items()}
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(REF_PREFIX) and ref[len(REF_PREFIX) :] in renames:
+            out["$ref"] = REF_PREFIX + renames[ref[len(REF_PREFIX) :]]
+        return out
+    if isinstance(node, list):
+        return [_rename_refs(v, renames) for v in node]
+    return node
+
+
+def _routed_operations(service: str, document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    operations = []
+    for path, item in document.get("paths", {}).items():
+        for method in HTTP_METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            match = resolve(method.upper(), _concrete(path))
+            if match is not None and match.service == service:
+                operations.append((path, method, operation))
+    return operations
+
+
 def merge_documents(documents: dict[str, dict[str, Any]], *, title: str, version: str) -> dict[str, Any]:
+    """Merge the services' documents into one, keeping only what the gateway routes.
+
+    Only schemas reachable from routed operations are kept (internal contracts stay internal). Two services
+    may use the same schema name: identical content is shared; different content is kept under a
+    service-prefixed name (``RefundsAuditEntry``) and recorded in ``x-renamed-schemas``, first come (in
+    service-name order) keeps the plain name, so names are stable. Duplicate operationIds are conflicts.
+    """
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     tags: dict[str, dict[str, Any]] = {}
     operation_ids: dict[str, str] = {}
     conflicts: list[str] = []
+    renamed: dict[str, str] = {}
 
     for service, document in sorted(documents.items()):
-        for name, schema in document.get("components", {}).get("schemas", {}).items():
-            if name in schemas and schemas[name] != schema:
-                conflicts.append(f"schema {name!r} differs between services ({service})")
-            schemas.setdefault(name, schema)
+        own_schemas = document.get("components", {}).get("schemas", {})
+        operations = _routed_operations(service, document)
+        needed = _reachable(set().union(*(_refs(op) for _, _, op in operations)) if operations else set(), own_schemas)
+        renames = {}
+        for name in sorted(needed):
+            if name in schemas and schemas[name] != own_schemas[name]:
+                renames[name] = service.title().replace("-", "").replace("_", "") + name
+                renamed[f"{service}:{name}"] = renames[name]
+        for name in sorted(needed):
+            schema = _rename_refs(own_schemas[name], renames)
+            if name in renames:
+                schema["title"] = renames[name]  # generators name classes by title
+            schemas.setdefault(renames.get(name, name), schema)
         for tag in document.get("tags", []):
             tags.setdefault(tag["name"], tag)
-        for path, item in document.get("paths", {}).items():
-            for method in HTTP_METHODS:
-                operation = item.get(method)
-                if operation is None:
-                    continue
-                match = resolve(method.upper(), _concrete(path))
-                if match is None or match.service != service:
-                    continue  # not routed by the gateway (internal, health) or owned by another service
-                operation = copy.deepcopy(operation)
-                op_id = operation.get("operationId")
-                if op_id in operation_ids:
-                    conflicts.append(f"operationId {op_id!r} used by {operation_ids[op_id]} and {service}")
-                operation_ids[op_id] = service
-                public = is_public_operation(method, path)
-                operation["security"] = [{}, {BEARER: []}] if public else [{BEARER: []}]
-                operation.setdefault("tags", [service])
-                operation["x-service"] = service
-                paths.setdefault(path, {})[method] = operation
-                for tag in operation["tags"]:
-                    tags.setdefault(tag, {"name": tag})
+        for path, method, operation in operations:
+            operation = _rename_refs(copy.deepcopy(operation), renames)
+            op_id = operation.get("operationId")
+            if op_id in operation_ids:
+                conflicts.append(f"operationId {op_id!r} used by {operation_ids[op_id]} and {service}")
+            operation_ids[op_id] = service
+            public = is_public_operation(method, path)
+            operation["security"] = [{}, {BEARER: []}] if public else [{BEARER: []}]
+            operation.setdefault("tags", [service])
+            operation["x-service"] = service
+            paths.setdefault(path, {})[method] = operation
+            for tag in operation["tags"]:
+                tags.setdefault(tag, {"name": tag})
 
     merged: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -74,6 +141,8 @@ def merge_documents(documents: dict[str, dict[str, Any]], *, title: str, version
         },
         "tags": sorted(tags.values(), key=lambda t: t["name"]),
     }
+    if renamed:
+        merged["x-renamed-schemas"] = renamed
     if conflicts:
         merged["x-merge-conflicts"] = conflicts
     return merged
