@@ -1,0 +1,244 @@
+"""The campaigns service, as this service uses it: its internal reservation API (service token) and the
+tier versions a pledge's snapshot is taken from.
+
+Contract (owned by campaigns): the pledge id is the idempotency key of a reservation; ``reserve`` checks the
+campaign is live, the terms version is current, the tier quantity, the per-backer limit and the cap, all in
+one transaction; ``confirm`` and ``release`` are idempotent. Tier versions are immutable, so they are cached
+for good; the campaign facts a pledge needs (funding model, currency, creator) briefly.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from shared.auth import ServiceTokenSource
+from shared.http import ServiceClient, UpstreamUnavailable
+
+TIER_VERSION_CACHE_SIZE = 10_000
+CAMPAIGN_CACHE_SIZE = 10_000
+
+
+class CampaignsUnavailable(Exception):
+    """The campaigns service could not be reached or answered 5xx; the call may be repeated."""
+
+
+class CampaignRefusal(Exception):
+    """A business refusal from campaigns (4xx problem): cap reached, sold out, terms changed..."""
+
+    def __init__(self, status: int, code: str, detail: str | None, extra: dict[str, Any]) -> None:
+        super().__init__(f"{status} {code}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignFacts:
+    id: uuid.UUID
+    creator_id: str
+    status: str
+    funding_model: str
+    currency: str
+    accepts_pledges: bool
+    deadline_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    pledge_id: uuid.UUID
+    status: str  # pending | confirmed | released | expired
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TierVersion:
+    tier_id: uuid.UUID
+    campaign_id: uuid.UUID
+    version: int
+    content_hash: str
+    price_amount: int
+    currency: str
+    content: dict[str, Any]  # title, description, price_amount, currency, items, estimated_delivery, shipping
+
+    def shipping_amount(self, region: str | None) -> int | None:
+        """Shipping to ``region``; None when the tier ships but not there (or no region was given)."""
+        rates = {rate["region"]: int(rate["shipping_amount"]) for rate in self.content.get("shipping") or []}
+        if not rates:
+            return 0
+        return rates.get(region) if region else None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignTotals:
+    committed_amount: int
+    reserved_amount: int
+    confirmed_sum_amount: int
+    confirmed_count: int
+    pending_sum_amount: int
+    pending_count: int
+    consistent: bool
+
+
+def _refusal(response: httpx.Response) -> CampaignRefusal:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    known = {"type", "title", "status", "detail", "code", "instance"}
+    extra = {k: v for k, v in body.items() if k not in known and k != "errors"}
+    return CampaignRefusal(response.status_code, str(body.get("code") or "campaign_refused"), body.get("detail"), extra)
+
+
+def _check(response: httpx.Response) -> httpx.Response:
+    if response.status_code >= 500:
+        raise CampaignsUnavailable(f"campaigns answered {response.status_code}")
+    if response.status_code >= 400:
+        raise _refusal(response)
+    return response
+
+
+class CampaignsClient:
+    def __init__(
+        self, base_url: str, token_source: ServiceTokenSource, *, timeout_seconds: float, cache_seconds: float
+    ):
+        self._http = ServiceClient("campaigns", base_url, token_source, timeout_seconds=timeout_seconds)
+        self._cache_seconds = cache_seconds
+        self._campaigns: OrderedDict[uuid.UUID, tuple[float, CampaignFacts]] = OrderedDict()
+        self._versions: OrderedDict[tuple[uuid.UUID, int], TierVersion] = OrderedDict()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return _check(await self._http.request(method, path, **kwargs))
+        except UpstreamUnavailable as exc:
+            raise CampaignsUnavailable(str(exc)) from exc
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    async def campaign(self, campaign_id: uuid.UUID, *, fresh: bool = False) -> CampaignFacts:
+        cached = self._campaigns.get(campaign_id)
+        now = time.monotonic()
+        if cached is not None and not fresh and cached[0] > now:
+            return cached[1]
+        body = (await self._request("GET", f"/internal/campaigns/{campaign_id}")).json()
+        facts = CampaignFacts(
+            id=uuid.UUID(body["id"]),
+            creator_id=body["creator_id"],
+            status=body["status"],
+            funding_model=body["funding_model"],
+            currency=body["currency"],
+            accepts_pledges=bool(body["accepts_pledges"]),
+            deadline_at=datetime.fromisoformat(body["deadline_at"]) if body.get("deadline_at") else None,
+        )
+        self._campaigns[campaign_id] = (now + self._cache_seconds, facts)
+        self._campaigns.move_to_end(campaign_id)
+        while len(self._campaigns) > CAMPAIGN_CACHE_SIZE:
+            self._campaigns.popitem(last=False)
+        return facts
+
+    async def tier_version(self, campaign_id: uuid.UUID, tier_id: uuid.UUID, version: int) -> TierVersion:
+        """One immutable version of a tier's terms (cached: versions never change)."""
+        cached = self._versions.get((tier_id, version))
+        if cached is not None and cached.campaign_id == campaign_id:
+            return cached
+        body = (await self._request("GET", f"/v1/campaigns/{campaign_id}/tiers/{tier_id}/versions/{version}")).json()
+        content = {
+            key: body[key]
+            for key in ("title", "description", "price_amount", "currency", "items", "estimated_delivery", "shipping")
+        }
+        result = TierVersion(
+            tier_id=uuid.UUID(body["tier_id"]),
+            campaign_id=uuid.UUID(body["campaign_id"]),
+            version=int(body["version"]),
+            content_hash=body["content_hash"],
+            price_amount=int(body["price_amount"]),
+            currency=body["currency"],
+            content=content,
+        )
+        self._versions[(tier_id, version)] = result
+        while len(self._versions) > TIER_VERSION_CACHE_SIZE:
+            self._versions.popitem(last=False)
+        return result
+
+    async def totals(self, campaign_id: uuid.UUID) -> CampaignTotals:
+        body = (await self._request("GET", f"/internal/campaigns/{campaign_id}/totals")).json()
+        return CampaignTotals(
+            committed_amount=body["committed_amount"],
+            reserved_amount=body["reserved_amount"],
+            confirmed_sum_amount=body["confirmed_sum_amount"],
+            confirmed_count=body["confirmed_count"],
+            pending_sum_amount=body["pending_sum_amount"],
+            pending_count=body["pending_count"],
+            consistent=body["consistent"],
+        )
+
+    # -- reservations (the pledge id is the idempotency key) -------------------------------------------------
+
+    async def reserve(
+        self,
+        *,
+        pledge_id: uuid.UUID,
+        campaign_id: uuid.UUID,
+        tier_id: uuid.UUID,
+        tier_version: int,
+        backer_id: str,
+        amount: int,
+        currency: str,
+        shipping_region: str | None,
+    ) -> Reservation:
+        response = await self._request(
+            "POST",
+            f"/internal/campaigns/{campaign_id}/reservations",
+            json={
+                "pledge_id": str(pledge_id),
+                "tier_id": str(tier_id),
+                "tier_version": tier_version,
+                "backer_id": backer_id,
+                "amount": amount,
+                "currency": currency,
+                "shipping_region": shipping_region,
+            },
+            idempotency_key=f"pledge:{pledge_id}:reserve",
+        )
+        return _reservation(response.json())
+
+    async def confirm(self, campaign_id: uuid.UUID, pledge_id: uuid.UUID) -> Reservation:
+        response = await self._request(
+            "POST",
+            f"/internal/campaigns/{campaign_id}/reservations/{pledge_id}/confirm",
+            idempotency_key=f"pledge:{pledge_id}:confirm",
+        )
+        return _reservation(response.json())
+
+    async def release(self, campaign_id: uuid.UUID, pledge_id: uuid.UUID, reason: str) -> None:
+        """Give the pledge's capacity back. No reservation (never made) counts as released."""
+        try:
+            await self._request(
+                "POST",
+                f"/internal/campaigns/{campaign_id}/reservations/{pledge_id}/release",
+                json={"reason": reason[:200]},
+                idempotency_key=f"pledge:{pledge_id}:release",
+            )
+        except CampaignRefusal as refusal:
+            if refusal.status != 404:
+                raise
+
+
+def _reservation(body: dict[str, Any]) -> Reservation:
+    return Reservation(
+        pledge_id=uuid.UUID(body["pledge_id"]),
+        status=body["status"],
+        expires_at=datetime.fromisoformat(body["expires_at"]) if body.get("expires_at") else None,
+    )

@@ -1,0 +1,240 @@
+"""All SQL about pledges. State changes are compare-and-set updates (on the status and the driver's lease
+token), so two drivers — a request and the sweeper, or two replicas — can never both apply a step."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select, update
+
+from services.pledges.models import (
+    CampaignClosure,
+    FundingModel,
+    Pledge,
+    PledgePayment,
+    PledgeRefund,
+    PledgeStatus,
+    PledgeTerms,
+    RefundStatus,
+    ReservationState,
+)
+from shared.db import insert_for
+from shared.repository import RepositoryBase
+
+
+def lease_free(now: datetime) -> Any:
+    return or_(Pledge.lease_until.is_(None), Pledge.lease_until < now)
+
+
+class PledgeRepository(RepositoryBase[Pledge]):
+    model = Pledge
+
+    async def insert(self, values: dict[str, Any]) -> bool:
+        """Insert unless this backer already used the idempotency key (the unique key decides)."""
+        insert = insert_for(self.session)
+        statement = (
+            insert(Pledge).values(**values).on_conflict_do_nothing(index_elements=["backer_id", "idempotency_key"])
+        )
+        result = await self.session.execute(statement)
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def by_key(self, backer_id: str, key: str) -> Pledge | None:
+        return await self.get_one_or_none(
+            select(Pledge)
+            .where(Pledge.backer_id == backer_id, Pledge.idempotency_key == key)
+            .execution_options(populate_existing=True)
+        )
+
+    async def fresh(self, pledge_id: uuid.UUID) -> Pledge | None:
+        return await self.get_one_or_none(
+            select(Pledge).where(Pledge.id == pledge_id).execution_options(populate_existing=True)
+        )
+
+    async def locked(self, pledge_id: uuid.UUID) -> Pledge | None:
+        statement = select(Pledge).where(Pledge.id == pledge_id).execution_options(populate_existing=True)
+        if self.session.bind.dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        return await self.get_one_or_none(statement)
+
+    async def compare_and_set(
+        self, pledge_id: uuid.UUID, *, token: uuid.UUID | None, expected: PledgeStatus, values: dict[str, Any]
+    ) -> bool:
+        conditions = [Pledge.id == pledge_id, Pledge.status == expected]
+        conditions.append(Pledge.lease_token.is_(None) if token is None else Pledge.lease_token == token)
+        statement = update(Pledge).where(*conditions).values(**values).execution_options(synchronize_session=False)
+        result = await self.session.execute(statement)
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def claim(
+        self,
+        pledge_id: uuid.UUID,
+        *,
+        statuses: Iterable[PledgeStatus],
+        token: uuid.UUID,
+        now: datetime,
+        lease: timedelta,
+        values: dict[str, Any] | None = None,
+    ) -> bool:
+        """Take the pledge's lease if it is in one of ``statuses`` and nobody holds it."""
+        statement = (
+            update(Pledge)
+            .where(Pledge.id == pledge_id, Pledge.status.in_(list(statuses)), lease_free(now))
+            .values(lease_token=token, lease_until=now + lease, updated_at=now, **(values or {}))
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(statement)
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def candidates(self, condition: Any, limit: int) -> list[uuid.UUID]:
+        """Ids of pledges matching ``condition`` whose lease is free; skips rows another replica has locked."""
+        statement = select(Pledge.id).where(condition).order_by(Pledge.updated_at).limit(limit)
+        if self.session.bind.dialect.name == "postgresql":
+            statement = statement.with_for_update(skip_locked=True)
+        return list((await self.session.execute(statement)).scalars())
+
+    async def add_terms(self, row: PledgeTerms) -> None:
+        self.session.add(row)
+
+    async def terms(self, pledge_id: uuid.UUID) -> Sequence[PledgeTerms]:
+        statement = select(PledgeTerms).where(PledgeTerms.pledge_id == pledge_id).order_by(PledgeTerms.version)
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def payments(self, pledge_id: uuid.UUID) -> Sequence[PledgePayment]:
+        statement = select(PledgePayment).where(PledgePayment.pledge_id == pledge_id).order_by(PledgePayment.created_at)
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def refunds(self, pledge_id: uuid.UUID) -> Sequence[PledgeRefund]:
+        statement = select(PledgeRefund).where(PledgeRefund.pledge_id == pledge_id).order_by(PledgeRefund.created_at)
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def record_payment(self, values: dict[str, Any]) -> None:
+        """A payment attempt's outcome; a replayed step (same Stripe object) records nothing new."""
+        insert = insert_for(self.session)
+        await self.session.execute(
+            insert(PledgePayment).values(**values).on_conflict_do_nothing(index_elements=["stripe_id"])
+        )
+
+    # -- listings -----------------------------------------------------------------------------------------
+
+    def page(
+        self,
+        base: Select[Any],
+        *,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> Select[Any]:
+        if after is not None:
+            created_at, pledge_id = after
+            base = base.where(
+                or_(Pledge.created_at > created_at, and_(Pledge.created_at == created_at, Pledge.id > pledge_id))
+            )
+        return base.order_by(Pledge.created_at, Pledge.id).limit(limit + 1)
+
+    async def reconciliation(self, campaign_id: uuid.UUID) -> dict[ReservationState, tuple[int, int]]:
+        statement = (
+            select(Pledge.reservation_state, func.count(), func.coalesce(func.sum(Pledge.total_amount), 0))
+            .where(Pledge.campaign_id == campaign_id)
+            .group_by(Pledge.reservation_state)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return {ReservationState(state): (int(count), int(amount)) for state, count, amount in rows}
+
+    # -- campaign closures ----------------------------------------------------------------------------------
+
+    async def record_closure(self, values: dict[str, Any]) -> None:
+        insert = insert_for(self.session)
+        await self.session.execute(
+            insert(CampaignClosure).values(**values).on_conflict_do_nothing(index_elements=["campaign_id"])
+        )
+
+    async def schedule_charges(self, now: datetime, campaign_id: uuid.UUID | None = None) -> int:
+        """Active all-or-nothing pledges of succeeded campaigns become due for charging (once)."""
+        succeeded = select(CampaignClosure.campaign_id).where(
+            CampaignClosure.outcome == "succeeded",
+            CampaignClosure.funding_model == FundingModel.ALL_OR_NOTHING.value,
+        )
+        conditions = [
+            Pledge.status == PledgeStatus.ACTIVE,
+            Pledge.charge_due_at.is_(None),
+            Pledge.charge_attempts == 0,
+            Pledge.campaign_id.in_(succeeded),
+        ]
+        if campaign_id is not None:
+            conditions.append(Pledge.campaign_id == campaign_id)
+        statement = (
+            update(Pledge)
+            .where(*conditions)
+            .values(charge_due_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+
+    async def cancel_for_closed_campaigns(self, now: datetime, campaign_id: uuid.UUID | None = None) -> int:
+        """Pledges of campaigns that failed or were canceled: compensate (detach, release; refund if charged)."""
+        ended = select(CampaignClosure.campaign_id).where(CampaignClosure.outcome.in_(["failed", "canceled"]))
+        conditions = [
+            Pledge.status.in_([PledgeStatus.ACTIVE, PledgeStatus.PAYMENT_FAILED, PledgeStatus.COLLECTED]),
+            Pledge.campaign_id.in_(ended),
+            lease_free(now),
+        ]
+        if campaign_id is not None:
+            conditions.append(Pledge.campaign_id == campaign_id)
+        statement = (
+            update(Pledge)
+            .where(*conditions)
+            .values(
+                status=PledgeStatus.COMPENSATING,
+                final_status=PledgeStatus.CANCELED,
+                cancel_reason="campaign_ended_unsuccessfully",
+                lease_token=None,
+                lease_until=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+
+
+REFUND_STATUSES = frozenset({PledgeStatus.COLLECTED, PledgeStatus.PARTIALLY_REFUNDED, PledgeStatus.REFUNDED})
+
+
+async def refresh_refund_totals(session: Any, pledge: Pledge) -> None:
+    """``refunded_amount`` = the sum of succeeded refunds; a charged pledge's status follows it (and goes back
+    if a refund later fails). ``pledge`` must be loaded in ``session`` (locked on PostgreSQL)."""
+    sums = await RefundRepository(session).sums(pledge.id)
+    refunded = sums.get(RefundStatus.SUCCEEDED, 0)
+    pledge.refunded_amount = refunded
+    if pledge.status in REFUND_STATUSES and pledge.charged_amount > 0:
+        if refunded >= pledge.charged_amount:
+            pledge.status = PledgeStatus.REFUNDED
+        elif refunded > 0:
+            pledge.status = PledgeStatus.PARTIALLY_REFUNDED
+        else:
+            pledge.status = PledgeStatus.COLLECTED
+
+
+class RefundRepository(RepositoryBase[PledgeRefund]):
+    model = PledgeRefund
+
+    async def for_update(self, refund_id: uuid.UUID) -> PledgeRefund | None:
+        return await self.get_one_or_none(
+            select(PledgeRefund).where(PledgeRefund.id == refund_id).execution_options(populate_existing=True)
+        )
+
+    async def by_stripe_id(self, stripe_refund_id: str) -> PledgeRefund | None:
+        return await self.get_one_or_none(
+            select(PledgeRefund)
+            .where(PledgeRefund.stripe_refund_id == stripe_refund_id)
+            .execution_options(populate_existing=True)
+        )
+
+    async def sums(self, pledge_id: uuid.UUID) -> dict[RefundStatus, int]:
+        statement = (
+            select(PledgeRefund.status, func.coalesce(func.sum(PledgeRefund.amount), 0))
+            .where(PledgeRefund.pledge_id == pledge_id)
+            .group_by(PledgeRefund.status)
+        )
+        return {RefundStatus(s): int(a) for s, a in (await self.session.execute(statement)).all()}

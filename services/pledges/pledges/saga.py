@@ -1,0 +1,459 @@
+"""The pledge saga, persisted step by step.
+
+    reserving ──reserve──► authorizing ──Stripe──► confirming ──confirm──► active | collected
+        │                      │ declined              │ refused
+        ▼                      ▼                       ▼
+     rejected            compensating ───refund / detach card / release───► declined | failed | canceled | dropped
+
+    active ──(campaign succeeded)──► charging ──off-session charge──► collected | payment_failed
+
+Each step makes one kind of network call and then commits its outcome on the pledge row (a compare-and-set on
+the status and the driver's lease token) before the next call; no database transaction is open while a call
+is in flight. Every call is idempotent — the campaigns service keys reservations by pledge id, and every
+Stripe write carries a key derived from the pledge and stored on the row before the call — so whoever resumes
+a pledge (a retried request, the sweeper after a crash) repeats the current step and gets the first answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import structlog
+
+from services.pledges.clients.campaigns import CampaignRefusal, CampaignsUnavailable
+from services.pledges.models import (
+    FundingModel,
+    PaymentKind,
+    Pledge,
+    PledgeRefund,
+    PledgeStatus,
+    RefundStatus,
+    ReservationState,
+)
+from services.pledges.payments.stripe_gateway import (
+    CardSaved,
+    Charged,
+    Declined,
+    PaymentProviderUnavailable,
+    PledgeRef,
+)
+from services.pledges.pledges.repository import PledgeRepository, RefundRepository, refresh_refund_totals
+from services.pledges.runtime import Runtime
+from shared.db import utcnow
+
+log = structlog.get_logger("pledges.saga")
+
+# Our own refund of a pledge (cancel before the deadline, compensation) has an id derived from the pledge, so
+# the refund history row and the Stripe idempotency key are the same on every replay.
+REFUND_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4c59-9a57-2f3e1f0b7d11")
+
+
+class LeaseLost(Exception):
+    """Another driver took the pledge over (our lease expired); stop without touching it."""
+
+
+class StepUnavailable(Exception):
+    """An upstream (campaigns or Stripe) is unavailable: the pledge stays where it is, to be resumed."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.upstream = upstream
+
+
+def compensation_refund_id(pledge_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(REFUND_NAMESPACE, f"pledge:{pledge_id}:refund")
+
+
+def ref(pledge: Pledge) -> PledgeRef:
+    return PledgeRef(pledge_id=str(pledge.id), campaign_id=str(pledge.campaign_id))
+
+
+class PledgeSaga:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.lease = timedelta(seconds=runtime.settings.saga_lease_seconds)
+
+    # -- persistence --------------------------------------------------------------------------------------
+
+    async def _commit(
+        self,
+        pledge: Pledge,
+        values: dict[str, Any],
+        *,
+        finish: bool = False,
+        payment: dict[str, Any] | None = None,
+        refund: dict[str, Any] | None = None,
+    ) -> None:
+        """Apply a step's outcome: compare-and-set on (status, lease token), in one short transaction."""
+        now = utcnow()
+        values = {**values, "updated_at": now}
+        if finish:
+            values |= {"lease_token": None, "lease_until": None}
+        else:
+            values["lease_until"] = now + self.lease
+        async with self.runtime.db.write_sessions() as session:
+            repository = PledgeRepository(session)
+            if not await repository.compare_and_set(
+                pledge.id, token=pledge.lease_token, expected=pledge.status, values=values
+            ):
+                await session.rollback()
+                raise LeaseLost(str(pledge.id))
+            if payment is not None:
+                await repository.record_payment(
+                    {
+                        "id": uuid.uuid4(),
+                        "pledge_id": pledge.id,
+                        "currency": pledge.currency,
+                        "created_at": now,
+                        "updated_at": now,
+                        **payment,
+                    }
+                )
+            if refund is not None:
+                existing = await RefundRepository(session).for_update(refund["id"])
+                if existing is None:
+                    session.add(PledgeRefund(pledge_id=pledge.id, created_at=now, updated_at=now, **refund))
+                    await session.flush()
+                current = await repository.locked(pledge.id)
+                assert current is not None
+                await refresh_refund_totals(session, current)
+                values["refunded_amount"] = current.refunded_amount
+            await session.commit()
+        for key, value in values.items():
+            setattr(pledge, key, value)
+
+    async def release_lease(self, pledge: Pledge, *, retry_in: float = 0.0) -> None:
+        """Give the pledge back (after an upstream failure) so a retry or the sweeper resumes it."""
+        async with self.runtime.db.write_sessions() as session:
+            now = utcnow()
+            await PledgeRepository(session).compare_and_set(
+                pledge.id,
+                token=pledge.lease_token,
+                expected=pledge.status,
+                values={"lease_until": now + timedelta(seconds=retry_in), "updated_at": now},
+            )
+            await session.commit()
+
+    # -- driving ------------------------------------------------------------------------------------------
+
+    async def drive(self, pledge: Pledge) -> Pledge:
+        """Run steps until the pledge is standing or final. The caller holds the lease."""
+        while pledge.status in self._steps:
+            await self.step(pledge)
+        return pledge
+
+    async def step(self, pledge: Pledge) -> None:
+        await self._steps[pledge.status](self, pledge)
+
+    async def _reserve(self, pledge: Pledge) -> None:
+        campaigns = self.runtime.campaigns
+        try:
+            reservation = await campaigns.reserve(
+                pledge_id=pledge.id,
+                campaign_id=pledge.campaign_id,
+                tier_id=pledge.tier_id,
+                tier_version=pledge.terms_version,
+                backer_id=pledge.backer_id,
+                amount=pledge.total_amount,
+                currency=pledge.currency,
+                shipping_region=pledge.shipping_region,
+            )
+        except CampaignsUnavailable as exc:
+            raise StepUnavailable("campaigns service") from exc
+        except CampaignRefusal as refusal:
+            extra = dict(refusal.extra)
+            if refusal.code == "terms_changed" and isinstance(extra.get("current_version"), int):
+                extra["current_terms"] = await self._current_terms(pledge, extra["current_version"])
+            status = refusal.status if refusal.status in (404, 409, 422) else 409
+            log.info("pledge.rejected", pledge_id=str(pledge.id), code=refusal.code)
+            await self._commit(
+                pledge,
+                {
+                    "status": PledgeStatus.REJECTED,
+                    "failure_code": refusal.code,
+                    "failure_status": status,
+                    "failure_detail": (refusal.detail or "")[:500] or None,
+                    "failure_extra": extra or None,
+                },
+                finish=True,
+            )
+            return
+        if reservation.status in ("pending", "confirmed"):
+            state = ReservationState(reservation.status)
+            await self._commit(pledge, {"status": PledgeStatus.AUTHORIZING, "reservation_state": state})
+            return
+        # A replay found the reservation expired or released: nothing is held, nothing was paid yet.
+        await self._commit(
+            pledge,
+            {
+                "status": PledgeStatus.FAILED,
+                "failure_code": f"reservation_{reservation.status}",
+                "failure_status": 409,
+                "failure_detail": "The capacity held for this pledge lapsed before payment.",
+                "reservation_state": ReservationState.RELEASED,
+            },
+            finish=True,
+        )
+
+    async def _current_terms(self, pledge: Pledge, version: int) -> dict[str, Any] | None:
+        try:
+            current = await self.runtime.campaigns.tier_version(pledge.campaign_id, pledge.tier_id, version)
+        except (CampaignsUnavailable, CampaignRefusal):
+            return None
+        return {"version": current.version, "content_hash": current.content_hash, "content": current.content}
+
+    async def _authorize(self, pledge: Pledge) -> None:
+        stripe = self.runtime.stripe
+        assert pledge.payment_method_input
+        try:
+            if pledge.funding_model is FundingModel.ALL_OR_NOTHING:
+                assert pledge.customer_key
+                assert pledge.setup_intent_key
+                result: CardSaved | Charged | Declined = await stripe.save_card(
+                    ref(pledge),
+                    customer_key=pledge.customer_key,
+                    setup_intent_key=pledge.setup_intent_key,
+                    payment_method=pledge.payment_method_input,
+                )
+            else:
+                assert pledge.payment_intent_key
+                result = await stripe.charge(
+                    ref(pledge),
+                    key=pledge.payment_intent_key,
+                    amount=pledge.total_amount,
+                    currency=pledge.currency,
+                    payment_method=pledge.payment_method_input,
+                )
+        except PaymentProviderUnavailable as exc:
+            raise StepUnavailable("payment provider") from exc
+        now = utcnow()
+        if isinstance(result, Declined):
+            log.info("pledge.declined", pledge_id=str(pledge.id), decline_code=result.decline_code)
+            await self._commit(
+                pledge,
+                {
+                    "status": PledgeStatus.COMPENSATING,
+                    "final_status": PledgeStatus.DECLINED,
+                    "failure_code": "payment_declined",
+                    "failure_status": 402,
+                    "failure_detail": result.message[:500],
+                    "failure_extra": {"stripe_code": result.code},
+                    "decline_code": result.decline_code,
+                },
+                payment=self._declined_payment(pledge, result),
+            )
+        elif isinstance(result, CardSaved):
+            await self._commit(
+                pledge,
+                {
+                    "status": PledgeStatus.CONFIRMING,
+                    "stripe_customer_id": result.customer_id,
+                    "stripe_setup_intent_id": result.setup_intent_id,
+                    "stripe_payment_method_id": result.payment_method_id,
+                },
+                payment={
+                    "kind": PaymentKind.CARD_SAVED,
+                    "stripe_id": result.setup_intent_id,
+                    "idempotency_key": pledge.setup_intent_key,
+                    "amount": 0,
+                    "status": "succeeded",
+                },
+            )
+        else:
+            await self._commit(
+                pledge,
+                {
+                    "status": PledgeStatus.CONFIRMING,
+                    "stripe_payment_intent_id": result.payment_intent_id,
+                    "stripe_payment_method_id": result.payment_method_id,
+                    "charged_amount": result.amount,
+                    "charged_at": now,
+                },
+                payment={
+                    "kind": PaymentKind.CHARGE,
+                    "stripe_id": result.payment_intent_id,
+                    "idempotency_key": pledge.payment_intent_key,
+                    "amount": result.amount,
+                    "status": "succeeded",
+                },
+            )
+
+    @staticmethod
+    def _declined_payment(pledge: Pledge, result: Declined) -> dict[str, Any] | None:
+        if not result.intent_id:
+            return None
+        setup = result.intent_id.startswith("seti_")
+        return {
+            "kind": PaymentKind.CARD_SAVED if setup else PaymentKind.CHARGE,
+            "stripe_id": result.intent_id,
+            "idempotency_key": (pledge.setup_intent_key if setup else pledge.payment_intent_key) or "",
+            "amount": 0 if setup else pledge.total_amount,
+            "status": "declined",
+            "decline_code": result.decline_code,
+        }
+
+    async def _confirm(self, pledge: Pledge) -> None:
+        try:
+            await self.runtime.campaigns.confirm(pledge.campaign_id, pledge.id)
+        except CampaignsUnavailable as exc:
+            raise StepUnavailable("campaigns service") from exc
+        except CampaignRefusal as refusal:
+            # Paid (or card saved) but the campaign will not count it: undo the payment, then release.
+            log.warning("pledge.confirm_refused", pledge_id=str(pledge.id), code=refusal.code)
+            await self._commit(
+                pledge,
+                {
+                    "status": PledgeStatus.COMPENSATING,
+                    "final_status": PledgeStatus.FAILED,
+                    "failure_code": refusal.code,
+                    "failure_status": 409,
+                    "failure_detail": (refusal.detail or "")[:500] or None,
+                },
+            )
+            return
+        status = PledgeStatus.COLLECTED if pledge.charged_amount > 0 else PledgeStatus.ACTIVE
+        await self._commit(pledge, {"status": status, "reservation_state": ReservationState.CONFIRMED}, finish=True)
+        log.info("pledge.accepted", pledge_id=str(pledge.id), status=status.value)
+
+    async def _charge(self, pledge: Pledge) -> None:
+        """Charge run: an off-session PaymentIntent with the saved card, keyed by the attempt number."""
+        assert pledge.payment_intent_key
+        assert pledge.stripe_payment_method_id
+        settings = self.runtime.settings
+        try:
+            result = await self.runtime.stripe.charge(
+                ref(pledge),
+                key=pledge.payment_intent_key,
+                amount=pledge.total_amount,
+                currency=pledge.currency,
+                payment_method=pledge.stripe_payment_method_id,
+                customer_id=pledge.stripe_customer_id,
+                off_session=True,
+            )
+        except PaymentProviderUnavailable as exc:
+            raise StepUnavailable("payment provider") from exc
+        now = utcnow()
+        if isinstance(result, Charged):
+            await self._commit(
+                pledge,
+                {
+                    "status": PledgeStatus.COLLECTED,
+                    "stripe_payment_intent_id": result.payment_intent_id,
+                    "charged_amount": result.amount,
+                    "charged_at": now,
+                    "charge_due_at": None,
+                    "grace_until": None,
+                    "decline_code": None,
+                    "failure_code": None,
+                    "failure_detail": None,
+                },
+                finish=True,
+                payment={
+                    "kind": PaymentKind.CHARGE,
+                    "stripe_id": result.payment_intent_id,
+                    "idempotency_key": pledge.payment_intent_key,
+                    "amount": result.amount,
+                    "status": "succeeded",
+                },
+            )
+            log.info("pledge.charged", pledge_id=str(pledge.id), attempt=pledge.charge_attempts)
+            return
+        grace_until = pledge.grace_until or now + timedelta(seconds=settings.grace_period_seconds)
+        retry_at = now + timedelta(seconds=settings.charge_retry_seconds)
+        log.info("pledge.charge_failed", pledge_id=str(pledge.id), decline_code=result.decline_code)
+        await self._commit(
+            pledge,
+            {
+                "status": PledgeStatus.PAYMENT_FAILED,
+                "grace_until": grace_until,
+                "charge_due_at": retry_at if retry_at < grace_until else None,
+                "decline_code": result.decline_code,
+                "failure_code": "payment_failed",
+                "failure_detail": result.message[:500],
+            },
+            finish=True,
+            payment=self._declined_payment(pledge, result),
+        )
+
+    async def _compensate(self, pledge: Pledge) -> None:
+        """Undo what was done, one idempotent call at a time: refund what was charged, forget the saved card,
+        give the capacity back; then the final status."""
+        assert pledge.final_status is not None
+        stripe, campaigns = self.runtime.stripe, self.runtime.campaigns
+        final: dict[str, Any] = {"status": pledge.final_status}
+        if pledge.final_status is PledgeStatus.CANCELED:
+            final["canceled_at"] = utcnow()
+        try:
+            refund = await self._refund_due(pledge)
+            if refund is not None:
+                amount, refund_id = refund
+                assert pledge.stripe_payment_intent_id
+                result = await stripe.refund(
+                    ref(pledge),
+                    key=f"pledge:{pledge.id}:refund",
+                    payment_intent_id=pledge.stripe_payment_intent_id,
+                    amount=amount,
+                )
+                status = RefundStatus(result.status) if result.status in RefundStatus else RefundStatus.PENDING
+                await self._commit(
+                    pledge,
+                    {},
+                    refund={
+                        "id": refund_id,
+                        "stripe_refund_id": result.refund_id or None,
+                        "amount": amount,
+                        "currency": pledge.currency,
+                        "status": status,
+                        "failure_reason": result.failure_reason,
+                        "batch_id": None,
+                        "source": "pledges",
+                        "stripe_event_at": None,
+                    },
+                )
+            needs_detach = (
+                pledge.funding_model is FundingModel.ALL_OR_NOTHING
+                and pledge.stripe_payment_method_id is not None
+                and not pledge.payment_method_detached
+            )
+            needs_release = pledge.reservation_state in (ReservationState.PENDING, ReservationState.CONFIRMED)
+            if needs_detach:
+                assert pledge.stripe_payment_method_id
+                await stripe.detach_payment_method(pledge.stripe_payment_method_id)
+                if needs_release:
+                    await self._commit(pledge, {"payment_method_detached": True})
+                else:
+                    await self._commit(pledge, {"payment_method_detached": True, **final}, finish=True)
+                    return
+            if needs_release:
+                await campaigns.release(pledge.campaign_id, pledge.id, reason=str(pledge.final_status))
+                await self._commit(pledge, {"reservation_state": ReservationState.RELEASED, **final}, finish=True)
+                return
+        except PaymentProviderUnavailable as exc:
+            raise StepUnavailable("payment provider") from exc
+        except CampaignsUnavailable as exc:
+            raise StepUnavailable("campaigns service") from exc
+        await self._commit(pledge, final, finish=True)
+
+    async def _refund_due(self, pledge: Pledge) -> tuple[int, uuid.UUID] | None:
+        """What our own compensation refund must return, unless it was already made."""
+        if pledge.charged_amount <= 0 or not pledge.stripe_payment_intent_id:
+            return None
+        refund_id = compensation_refund_id(pledge.id)
+        async with self.runtime.db.read_sessions() as session:
+            refunds = RefundRepository(session)
+            if await refunds.for_update(refund_id) is not None:
+                return None
+            sums = await refunds.sums(pledge.id)
+        outstanding = pledge.charged_amount - sums.get(RefundStatus.SUCCEEDED, 0) - sums.get(RefundStatus.PENDING, 0)
+        return (outstanding, refund_id) if outstanding > 0 else None
+
+    _steps: ClassVar[dict[PledgeStatus, Callable[[PledgeSaga, Pledge], Awaitable[None]]]] = {
+        PledgeStatus.RESERVING: _reserve,
+        PledgeStatus.AUTHORIZING: _authorize,
+        PledgeStatus.CONFIRMING: _confirm,
+        PledgeStatus.CHARGING: _charge,
+        PledgeStatus.COMPENSATING: _compensate,
+    }

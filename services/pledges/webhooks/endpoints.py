@@ -1,0 +1,45 @@
+"""``POST /v1/webhooks/stripe/pledges``: Stripe's events for this service. The gateway forwards it without a
+JWT; the ``Stripe-Signature`` header over the raw body is the authentication."""
+
+from __future__ import annotations
+
+import orjson
+import stripe
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from services.pledges.runtime import Runtime, get_runtime
+from services.pledges.webhooks.service import webhook_service
+from shared.errors import BadRequest, problem_responses
+
+router = APIRouter(tags=["webhooks"])
+
+
+class WebhookReceipt(BaseModel):
+    status: str = Field(description="`accepted`, `duplicate` (already received) or `ignored` (a type not handled).")
+
+
+class InvalidSignature(BadRequest):
+    code = "invalid_signature"
+
+
+@router.post("/v1/webhooks/stripe/pledges", response_model=WebhookReceipt, responses=problem_responses(400))
+async def receive_stripe_webhook_pledges(request: Request, runtime: Runtime = Depends(get_runtime)) -> WebhookReceipt:
+    """Stripe webhook endpoint (payment_intent.*, setup_intent.*, charge.refunded, charge.dispute.*, refund.*).
+    Authenticated by the `Stripe-Signature` header; other event types are acknowledged and ignored."""
+    payload = await request.body()
+    secret = runtime.settings.stripe_webhook_secret
+    assert secret is not None
+    try:
+        stripe.Webhook.construct_event(
+            payload.decode("utf-8"),
+            request.headers.get("stripe-signature"),
+            secret.get_secret_value(),
+            api_key=runtime.settings.stripe_api_key.get_secret_value() if runtime.settings.stripe_api_key else None,
+        )
+        event = orjson.loads(payload)
+    except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidSignature("The Stripe-Signature header does not match the payload.") from exc
+    if not isinstance(event, dict) or "id" not in event or "type" not in event:
+        raise InvalidSignature("The payload is not a Stripe event.")
+    return WebhookReceipt(status=await webhook_service.receive(runtime.db, event))
