@@ -96,3 +96,24 @@ async def _run_online(url: str, metadata: MetaData) -> None:
             await connection.commit()
     finally:
         await engine.dispose()
+
+
+def is_at_head(service_dir: Path, url: str) -> bool:
+    """True when the database's revision is this code's head revision (and so its schema matches)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config(service_dir, url)).get_heads())
+
+    async def current() -> set[str]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(lambda c: set(MigrationContext.configure(c).get_current_heads()))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(current()) == heads
+    except Exception:
+        return False  # not reachable yet, or no alembic_version table yet: not at head
