@@ -197,10 +197,13 @@ class ListPage:
 
     def render(self, get: Callable[[str], Obj | None], expand: list[str] | None) -> Obj:
         item_expand = [p[5:] for p in expand or () if p.startswith("data.")]
-        body: Obj = {"object": "list"}
-        body.update(self.extra)
+        extra = dict(self.extra)
+        body: Obj = {"object": extra.pop("object", "list")}
+        body.update(extra)
         body["data"] = [render(get, o, item_expand) for o in self.data]
         body["has_more"] = self.has_more
+        if "next_page" in extra:  # search results put next_page after has_more, like Stripe
+            body["next_page"] = body.pop("next_page")
         body["url"] = self.url
         return body
 

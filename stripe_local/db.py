@@ -210,6 +210,24 @@ class Database:
         args.append(limit)
         return [orjson.loads(row[0]) for row in self.conn.execute(" ".join(sql), args)]
 
+    def search_objects(
+        self, obj_type: str, conditions: list[tuple[str, str, Any]], *, after_seq: int | None, limit: int
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Search API support: ``(json path, "=" or "!=", value)`` conditions, newest first."""
+        sql = ["SELECT seq, id, data FROM objects WHERE type = ? AND hidden = 0"]
+        args: list[Any] = [obj_type]
+        for path, op, value in conditions:
+            assert op in ("=", "!=")
+            sql.append(f"AND coalesce(json_extract(CAST(data AS TEXT), ?), '') {op} ?")
+            args.extend([path, value])
+        if after_seq is not None:
+            sql.append("AND seq < ?")
+            args.append(after_seq)
+        sql.append("ORDER BY seq DESC LIMIT ?")
+        args.append(limit)
+        rows = self.conn.execute(" ".join(sql), args).fetchall()
+        return [(int(r[0]), self._cache.get(r[1]) or orjson.loads(r[2])) for r in rows]
+
     def objects_by(self, obj_type: str, column: str, value: str) -> list[dict[str, Any]]:
         assert column in FILTER_COLUMNS
         rows = self.conn.execute(

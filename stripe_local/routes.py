@@ -15,6 +15,7 @@ from .resources import (
     payment_intents,
     payment_methods,
     refunds,
+    search,
     setup_intents,
     webhook_endpoints,
 )
@@ -49,6 +50,7 @@ def _r(
 ROUTES: list[Route] = [
     _r("POST", "/v1/customers", customers.create, customers.CREATE, "customer"),
     _r("GET", "/v1/customers", customers.list_all, customers.LIST, "customer", True),
+    _r("GET", "/v1/customers/search", search.customers, search.SEARCH, "customer", True),
     _r("GET", "/v1/customers/{customer}", customers.retrieve, customers.RETRIEVE, "customer"),
     _r("POST", "/v1/customers/{customer}", customers.update, customers.UPDATE, "customer"),
     _r("DELETE", "/v1/customers/{customer}", customers.delete, customers.DELETE, "customer"),
@@ -108,6 +110,7 @@ ROUTES: list[Route] = [
     ),
     _r("POST", "/v1/payment_intents", payment_intents.create, payment_intents.CREATE, "payment_intent"),
     _r("GET", "/v1/payment_intents", payment_intents.list_all, payment_intents.LIST, "payment_intent", True),
+    _r("GET", "/v1/payment_intents/search", search.payment_intents, search.SEARCH, "payment_intent", True),
     _r("GET", "/v1/payment_intents/{intent}", payment_intents.retrieve, payment_intents.RETRIEVE, "payment_intent"),
     _r("POST", "/v1/payment_intents/{intent}", payment_intents.update, payment_intents.UPDATE, "payment_intent"),
     _r(
@@ -127,6 +130,7 @@ ROUTES: list[Route] = [
     _r("POST", "/v1/payment_intents/{intent}/cancel", payment_intents.cancel, payment_intents.CANCEL, "payment_intent"),
     _r("POST", "/v1/charges", charges.create, charges.CREATE, "charge"),
     _r("GET", "/v1/charges", charges.list_all, charges.LIST, "charge", True),
+    _r("GET", "/v1/charges/search", search.charges, search.SEARCH, "charge", True),
     _r("GET", "/v1/charges/{charge}", charges.retrieve, charges.RETRIEVE, "charge"),
     _r("POST", "/v1/charges/{charge}", charges.update, charges.UPDATE, "charge"),
     _r("POST", "/v1/charges/{charge}/capture", charges.capture_route, charges.CAPTURE, "charge"),

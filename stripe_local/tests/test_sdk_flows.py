@@ -300,3 +300,19 @@ async def test_health(server: StripeLocalProcess) -> None:
         response = await http.get(f"{server.url}/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
     await asyncio.sleep(0)
+
+
+async def test_search_finds_a_payment_by_our_metadata(client: stripe.StripeClient) -> None:
+    pledge = str(uuid.uuid4())
+    pi = await client.v1.payment_intents.create_async(
+        params={
+            "amount": 1000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "allowed_payment_method_types": ["card"],
+            "metadata": {"pledge_id": pledge},
+        }
+    )
+    found = await client.v1.payment_intents.search_async(params={"query": f"metadata['pledge_id']:'{pledge}'"})
+    assert [p.id for p in found.data] == [pi.id]
