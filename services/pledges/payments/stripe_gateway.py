@@ -251,7 +251,10 @@ class StripeGateway:
             log.error("stripe.refund_refused", pledge_id=ref.pledge_id, code=exc.code)
             return RefundResult(refund_id="", amount=amount, status="failed", failure_reason=exc.code or "refused")
         return RefundResult(
-            refund_id=refund.id, amount=refund.amount, status=refund.status, failure_reason=refund.failure_reason
+            refund_id=refund.id,
+            amount=refund.amount,
+            status=refund.status,
+            failure_reason=getattr(refund, "failure_reason", None),
         )
 
     async def detach_payment_method(self, payment_method_id: str) -> None:

@@ -46,6 +46,8 @@ from shared.db import utcnow
 
 log = structlog.get_logger("pledges.saga")
 
+REFUND_STATUS_VALUES = frozenset(s.value for s in RefundStatus)
+
 # Our own refund of a pledge (cancel before the deadline, compensation) has an id derived from the pledge, so
 # the refund history row and the Stripe idempotency key are the same on every replay.
 REFUND_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4c59-9a57-2f3e1f0b7d11")
@@ -397,7 +399,7 @@ class PledgeSaga:
                     payment_intent_id=pledge.stripe_payment_intent_id,
                     amount=amount,
                 )
-                status = RefundStatus(result.status) if result.status in RefundStatus else RefundStatus.PENDING
+                status = RefundStatus(result.status) if result.status in REFUND_STATUS_VALUES else RefundStatus.PENDING
                 await self._commit(
                     pledge,
                     {},

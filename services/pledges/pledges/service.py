@@ -297,6 +297,10 @@ class PledgeService:
             raise exceptions.PledgePending(str(pledge.id)) from exc
         except LeaseLost as exc:
             raise exceptions.PledgeInProgress() from exc
+        except Exception:
+            # Unexpected: leave the pledge where it is for the sweeper (after a pause), and answer 500.
+            await saga.release_lease(pledge, retry_in=runtime.settings.saga_lease_seconds)
+            raise
 
     async def _outcome(
         self, runtime: Runtime, pledge: Pledge, terms: Sequence[PledgeTerms] | None = None
