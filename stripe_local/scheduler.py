@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 from .core import AppState, Ctx
 from .resources import refunds
+from .worker import BackgroundWorker
 
 logger = logging.getLogger("stripe_local.scheduler")
 
@@ -19,35 +18,19 @@ TRANSITIONS: dict[str, Callable[[Ctx, str], None]] = {
 }
 
 
-class Scheduler:
+class Scheduler(BackgroundWorker):
+    name = "scheduler"
+
     def __init__(self, state: AppState) -> None:
+        super().__init__()
         self.state = state
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def wake(self) -> None:
-        self._wake.set()
+    async def tick(self) -> None:
+        self.run_due()
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="stripe_local.scheduler")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                self.run_due()
-            except Exception:
-                logger.exception("scheduler.crashed")
-            next_at = self.state.db.next_scheduled_at()
-            timeout = 1.0 if next_at is None else min(max(next_at - time.time(), 0.005), 1.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            self._wake.clear()
+    def idle_timeout(self) -> float:
+        next_at = self.state.db.next_scheduled_at()
+        return 1.0 if next_at is None else min(max(next_at - time.time(), 0.005), 1.0)
 
     def run_due(self, *, everything: bool = False) -> int:
         """Run due transitions, each in its own unit of work; ``everything`` ignores due times."""

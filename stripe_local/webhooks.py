@@ -8,7 +8,6 @@ duplicates and reordering imitate what Stripe documents it may do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 
 from .core import AppState
+from .worker import BackgroundWorker
 
 logger = logging.getLogger("stripe_local.webhooks")
 
@@ -32,40 +32,31 @@ def signature_header(payload: bytes, secret: str, timestamp: int) -> str:
     return f"t={timestamp},v1={signature(payload, secret, timestamp)}"
 
 
-class Dispatcher:
+class Dispatcher(BackgroundWorker):
+    name = "webhooks"
+
     def __init__(self, state: AppState) -> None:
+        super().__init__()
         self.state = state
-        self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._client: httpx.AsyncClient | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=self.state.settings.webhook_timeout_seconds)
-        self._task = asyncio.create_task(self._run(), name="stripe_local.webhooks")
+        await super().start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         if self._client is not None:
             await self._client.aclose()
+            self._client = None
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.deliver_due()
-            except Exception:  # keep the worker alive; the rows stay pending
-                logger.exception("webhook.dispatch.crashed")
-            next_at = self.state.db.next_delivery_at()
-            timeout = 1.0 if next_at is None else min(max(next_at - time.time(), 0.005), 1.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            self._wake.clear()
+    async def tick(self) -> None:
+        await self.deliver_due()
+
+    def idle_timeout(self) -> float:
+        next_at = self.state.db.next_delivery_at()
+        return 1.0 if next_at is None else min(max(next_at - time.time(), 0.005), 1.0)
 
     async def deliver_due(self, *, force: bool = False) -> int:
         """Attempt every due delivery once; ``force`` makes backed-off ones due now."""
