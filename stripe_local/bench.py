@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -34,16 +35,25 @@ class Result:
     seconds: float
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    # Server CPU seconds spent during the phase, when the bench started the server itself.
+    server_cpu: float | None = None
 
     def line(self) -> str:
         lat = sorted(self.latencies) or [0.0]
         p50 = lat[len(lat) // 2] * 1000
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
         rps = self.requests / self.seconds if self.seconds else 0.0
-        return (
-            f"{self.name:<44} {rps:>9.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   "
-            f"({self.requests} requests, {self.errors} errors)"
-        )
+        line = f"{self.name:<44} {rps:>6.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+        if self.server_cpu:
+            # Requests per second of server CPU: what one free core sustains, whatever else the machine runs.
+            line += f"  {self.requests / self.server_cpu:>6.0f} req/CPU-s"
+        return line + f"  ({self.requests} requests, {self.errors} errors)"
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), to measure the server apart from its client."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Connection:
@@ -70,6 +80,7 @@ class Connection:
 
 
 RequestMaker = Callable[[int], tuple[str, str, bytes]]
+SERVER_PID: int | None = None  # set when the bench runs its own server
 
 
 async def run_phase(
@@ -88,6 +99,7 @@ async def run_phase(
         Connection(*await asyncio.open_connection(host, port), f"{host}:{port}".encode()) for _ in range(connections)
     ]
     result = Result(name, 0, 0.0)
+    cpu_before = process_cpu_seconds(SERVER_PID) if SERVER_PID else None
     counter = iter(range(10**12))
     started = time.perf_counter()
     deadline = started + seconds if seconds else None
@@ -109,6 +121,8 @@ async def run_phase(
 
     await asyncio.gather(*(worker(c) for c in conns))
     result.seconds = time.perf_counter() - started
+    if cpu_before is not None:
+        result.server_cpu = process_cpu_seconds(SERVER_PID) - cpu_before
     for conn in conns:
         conn.writer.close()
     return result
@@ -225,8 +239,11 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
+    global SERVER_PID
     server = None if args.url else StripeLocalProcess().start()
     url = args.url or (server.url if server else "")
+    if server is not None and server.process is not None and os.path.exists(f"/proc/{server.process.pid}/stat"):
+        SERVER_PID = server.process.pid
     try:
         results = asyncio.run(run_raw(url, args.seconds, args.connections))
         if args.sdk:

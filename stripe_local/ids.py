@@ -13,8 +13,17 @@ _rng = random.Random()
 _TO_ALNUM = bytes(ord(_ALNUM[i % 62]) for i in range(256))
 
 
+_UPPER = string.ascii_uppercase + string.digits
+_TO_UPPER = bytes(ord(_UPPER[i % 36]) for i in range(256))
+
+
 def token(length: int) -> str:
     return _rng.randbytes(length).translate(_TO_ALNUM).decode("ascii")
+
+
+def upper_token(length: int) -> str:
+    """Upper-case letters and digits, as in a customer's ``invoice_prefix``."""
+    return _rng.randbytes(length).translate(_TO_UPPER).decode("ascii")
 
 
 def new_id(prefix: str, lead: str = "1", length: int = 24) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import string
-
 from .. import ids
 from ..core import Ctx, ListPage, Obj, blank_to_none, diff, merge_metadata, paginate, public
 from ..errors import StripeError, missing
@@ -31,7 +29,7 @@ LIST = {**LIST_PARAMS, "email": Str(max_length=512)}
 
 
 def _invoice_prefix() -> str:
-    return "".join(ids._rng.choices(string.ascii_uppercase + string.digits, k=8))
+    return ids.upper_token(8)
 
 
 def _apply(ctx: Ctx, customer: Obj, p: Obj) -> None:
