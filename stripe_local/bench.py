@@ -121,7 +121,7 @@ async def run_phase(
 
     await asyncio.gather(*(worker(c) for c in conns))
     result.seconds = time.perf_counter() - started
-    if cpu_before is not None:
+    if cpu_before is not None and SERVER_PID:
         result.server_cpu = process_cpu_seconds(SERVER_PID) - cpu_before
     for conn in conns:
         conn.writer.close()
