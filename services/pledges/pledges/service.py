@@ -173,6 +173,18 @@ class PledgeService:
         self, runtime: Runtime, backer_id: str, idempotency_key: str, data: schemas.PledgeCreate
     ) -> tuple[schemas.Pledge, bool]:
         """Insert the pledge (unique on backer + key), then drive its saga. Returns (pledge, replayed)."""
+        started = await self.start(runtime, backer_id, idempotency_key, data)
+        if isinstance(started, schemas.Pledge):
+            return started, True
+        pledge, terms = started
+        pledge = await self._drive(runtime, pledge)
+        return await self._outcome(runtime, pledge, terms=[terms]), False
+
+    async def start(
+        self, runtime: Runtime, backer_id: str, idempotency_key: str, data: schemas.PledgeCreate
+    ) -> tuple[Pledge, PledgeTerms] | schemas.Pledge:
+        """Validate against the tier's terms and insert the pledge holding its lease (the saga's first
+        persisted state). A key already used answers with that pledge's outcome instead."""
         fingerprint = request_fingerprint(data)
         campaign = await self._campaign(runtime, data.campaign_id)
         version = await self._tier_version(runtime, data)
@@ -239,11 +251,9 @@ class PledgeService:
         if not inserted:  # a concurrent request with the same key won the insert
             existing = await self._existing(runtime, backer_id, idempotency_key)
             assert existing is not None
-            return await self._replay(runtime, existing, fingerprint), True
-        pledge = Pledge(**values)
+            return await self._replay(runtime, existing, fingerprint)
         log.info("pledge.created", pledge_id=str(pledge_id), campaign_id=str(data.campaign_id))
-        pledge = await self._drive(runtime, pledge)
-        return await self._outcome(runtime, pledge, terms=[terms]), False
+        return Pledge(**values), terms
 
     async def _existing(self, runtime: Runtime, backer_id: str, key: str) -> Pledge | None:
         async with runtime.db.read_sessions() as session:

@@ -39,6 +39,14 @@ class LiveCampaign:
         return self.tiers[0]
 
     @property
+    def uuid(self) -> uuid.UUID:
+        return uuid.UUID(self.id)
+
+    @property
+    def tier_uuid(self) -> uuid.UUID:
+        return uuid.UUID(self.tier["id"])
+
+    @property
     def creator(self) -> dict[str, str]:
         return auth_headers(self.creator_id, "creator")
 

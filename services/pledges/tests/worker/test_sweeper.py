@@ -1,0 +1,186 @@
+"""A pledge whose driver died mid-saga is finished or compensated by the sweeper, never done twice.
+
+The crash is simulated by running the saga's persisted steps up to a point and abandoning the pledge with its
+lease held; once the lease expires, the sweeper of any replica resumes it from the persisted step."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.pledges.app import create_app
+from services.pledges.config import Settings
+from services.pledges.models import Pledge, PledgeStatus
+from services.pledges.pledges.saga import PledgeSaga, ref
+from services.pledges.pledges.schemas import PledgeCreate
+from services.pledges.pledges.service import pledge_service
+from services.pledges.tests.factories import (
+    Backer,
+    LiveCampaign,
+    idem,
+    live_campaign,
+    payment_intents,
+    pledge_body,
+    reservation,
+    service_headers,
+    setup_intents,
+)
+from shared.testing import app_client
+from stripe_local.testing import StripeLocalProcess, free_port
+
+LEASE_SECONDS = 0.5
+
+
+@pytest.fixture
+def short_lease(settings: Settings) -> Settings:
+    return settings.model_copy(update={"saga_lease_seconds": LEASE_SECONDS})
+
+
+@pytest.fixture
+async def service(short_lease: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
+    app = create_app(short_lease)
+    async with app_client(app) as client:
+        yield client, app
+
+
+async def abandoned(app: FastAPI, campaign: LiveCampaign, steps: int, **overrides: Any) -> Pledge:
+    """A pledge whose driver ran ``steps`` saga steps and then died (its lease still held)."""
+    runtime = app.state.pledges
+    backer = Backer()
+    started = await pledge_service.start(
+        runtime, backer.id, idem()["Idempotency-Key"], PledgeCreate(**pledge_body(campaign, **overrides))
+    )
+    assert isinstance(started, tuple)
+    pledge, _terms = started
+    saga = PledgeSaga(runtime)
+    for _ in range(steps):
+        await saga.step(pledge)
+    return pledge
+
+
+async def status_of(client: httpx.AsyncClient, pledge_id: Any) -> dict[str, Any]:
+    return (await client.get(f"/internal/pledges/{pledge_id}", headers=service_headers())).json()  # type: ignore[no-any-return]
+
+
+async def sweep_after_lease(app: FastAPI) -> None:
+    time.sleep(LEASE_SECONDS + 0.1)
+    await app.state.pledge_worker.run_once()
+
+
+@pytest.mark.parametrize(
+    ("funding_model", "steps", "crashed_in"),
+    [
+        ("all_or_nothing", 0, PledgeStatus.RESERVING),  # row inserted, nothing called yet
+        ("all_or_nothing", 1, PledgeStatus.AUTHORIZING),  # capacity reserved, card not saved yet
+        ("flexible", 1, PledgeStatus.AUTHORIZING),
+        ("flexible", 2, PledgeStatus.CONFIRMING),  # charged, reservation not confirmed yet
+    ],
+)
+async def test_the_sweeper_finishes_a_pledge_abandoned_mid_saga(
+    service: tuple[httpx.AsyncClient, FastAPI],
+    campaigns: httpx.AsyncClient,
+    stripe_server: StripeLocalProcess,
+    funding_model: str,
+    steps: int,
+    crashed_in: PledgeStatus,
+) -> None:
+    client, app = service
+    campaign = await live_campaign(campaigns, funding_model=funding_model)
+    pledge = await abandoned(app, campaign, steps)
+    assert pledge.status is crashed_in
+
+    await app.state.pledge_worker.run_once()
+    assert (await status_of(client, pledge.id))["status"] == crashed_in.value  # the lease still protects it
+    await sweep_after_lease(app)
+
+    seen = await status_of(client, pledge.id)
+    assert seen["status"] == ("collected" if funding_model == "flexible" else "active")
+    assert (await reservation(campaigns, campaign.id, str(pledge.id)))["status"] == "confirmed"
+    if funding_model == "flexible":
+        assert [i["status"] for i in payment_intents(stripe_server, str(pledge.id))] == ["succeeded"]
+    else:
+        assert [i["status"] for i in setup_intents(stripe_server, str(pledge.id))] == ["succeeded"]
+
+
+async def test_a_payment_made_but_never_recorded_is_found_again_not_made_twice(
+    service: tuple[httpx.AsyncClient, FastAPI], campaigns: httpx.AsyncClient, stripe_server: StripeLocalProcess
+) -> None:
+    client, app = service
+    campaign = await live_campaign(campaigns, funding_model="flexible")
+    pledge = await abandoned(app, campaign, 1)
+    # The process died after Stripe charged but before the answer was written down.
+    assert pledge.payment_intent_key is not None
+    await app.state.pledges.stripe.charge(
+        ref(pledge),
+        key=pledge.payment_intent_key,
+        amount=pledge.total_amount,
+        currency="USD",
+        payment_method="pm_card_visa",
+    )
+
+    await sweep_after_lease(app)
+
+    assert (await status_of(client, pledge.id))["status"] == "collected"
+    assert len(payment_intents(stripe_server, str(pledge.id))) == 1
+
+
+async def test_a_decline_whose_release_never_happened_is_compensated(
+    service: tuple[httpx.AsyncClient, FastAPI], campaigns: httpx.AsyncClient, stripe_server: StripeLocalProcess
+) -> None:
+    client, app = service
+    campaign = await live_campaign(campaigns, funding_model="flexible")
+    pledge = await abandoned(app, campaign, 2, payment_method="pm_card_chargeDeclined")
+    assert pledge.status is PledgeStatus.COMPENSATING
+    assert (await reservation(campaigns, campaign.id, str(pledge.id)))["status"] == "pending"
+
+    await sweep_after_lease(app)
+
+    assert (await status_of(client, pledge.id))["status"] == "declined"
+    assert (await reservation(campaigns, campaign.id, str(pledge.id)))["status"] == "released"
+
+
+async def test_two_replicas_sweeping_at_once_resume_each_pledge_once(
+    short_lease: Settings, campaigns: httpx.AsyncClient, stripe_server: StripeLocalProcess
+) -> None:
+    first, second = create_app(short_lease), create_app(short_lease)
+    async with app_client(first) as client, app_client(second):
+        campaign = await live_campaign(campaigns, funding_model="flexible", cap_amount=None)
+        pledges = [await abandoned(first, campaign, 1) for _ in range(6)]
+        time.sleep(LEASE_SECONDS + 0.1)
+
+        await asyncio.gather(first.state.pledge_worker.run_once(), second.state.pledge_worker.run_once())
+
+        for pledge in pledges:
+            assert (await status_of(client, pledge.id))["status"] == "collected"
+            assert len(payment_intents(stripe_server, str(pledge.id))) == 1
+
+
+async def test_an_unreachable_campaigns_service_leaves_the_pledge_for_a_retry_with_the_same_key(
+    settings: Settings, campaigns: httpx.AsyncClient, stripe_server: StripeLocalProcess
+) -> None:
+    campaign = await live_campaign(campaigns, funding_model="flexible")
+    backer, key = Backer(), idem()
+    body = pledge_body(campaign)
+    # The campaign and tier facts are read (and cached) first; then the campaigns service goes away.
+    cut_off = create_app(settings.model_copy(update={"campaign_cache_seconds": 60}))
+    async with app_client(cut_off) as client:
+        runtime = cut_off.state.pledges
+        await runtime.campaigns.campaign(campaign.uuid)
+        await runtime.campaigns.tier_version(campaign.uuid, campaign.tier_uuid, 1)
+        runtime.campaigns._http._client.base_url = f"http://127.0.0.1:{free_port()}"
+        pending = await client.post("/v1/pledges", json=body, headers=backer.headers | key)
+        assert (pending.status_code, pending.json()["code"]) == (503, "pledge_pending")
+        assert pending.headers["retry-after"]
+
+    async with app_client(create_app(settings)) as client:
+        retried = await client.post("/v1/pledges", json=body, headers=backer.headers | key)
+
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["id"] == pending.json()["pledge_id"]
+    assert len(payment_intents(stripe_server, retried.json()["id"])) == 1
