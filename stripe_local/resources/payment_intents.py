@@ -309,7 +309,8 @@ def _confirm(ctx: Ctx, pi: Obj, p: Obj) -> Obj:
     pi["payment_method"] = pm["id"]
     card = payment_methods.profile(pm)
     if card is not None and card.requires_auth:
-        if off_session:
+        # error_on_requires_action: fail like an off-session payment instead of waiting for the customer.
+        if off_session or p.get("error_on_requires_action"):
             return _fail_authentication(ctx, pi, pm)
         return _require_action(ctx, pi, pm)
     if card is None:

@@ -118,6 +118,18 @@ async def test_three_d_secure_on_session_waits_for_the_customer(api: Api) -> Non
     failed = await api.local("POST", f"payment_intents/{other['id']}/authenticate", {"outcome": "fail"})
     assert failed["status"] == "requires_payment_method"
     assert failed["last_payment_error"]["code"] == "payment_intent_authentication_failure"
+    refused = await api.post(
+        "/v1/payment_intents",
+        {
+            "amount": 3000,
+            "currency": "usd",
+            "confirm": True,
+            "payment_method": "pm_card_authenticationRequired",
+            "payment_method_types": ["card"],
+            "error_on_requires_action": True,
+        },
+    )
+    assert (refused.status_code, refused.json()["error"]["code"]) == (402, "authentication_required")
 
 
 async def test_canceling_an_authorization_releases_the_charge(api: Api) -> None:
