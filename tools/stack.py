@@ -69,6 +69,8 @@ class Stack:
             env[prefix + "REFUNDS_URL"] = c.url("refunds")
             env[prefix + "STRIPE_API_BASE"] = c.url("stripe")
             env[prefix + "STRIPE_WEBHOOK_SECRET"] = DEV_WEBHOOK_SECRET
+        # Where each producer's outbox relay delivers events (the consumer's internal inbox route).
+        env["CAMPAIGNS_PLEDGES_EVENTS_URL"] = c.url("pledges") + "/internal/events"
         for service in SERVICES:
             env[f"GATEWAY_{service.upper()}_URL"] = c.url(service)
         env["STRIPE_LOCAL_DB"] = str(c.data_dir / "stripe_local.sqlite3")
