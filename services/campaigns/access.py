@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.campaigns.models import ActorRole, Campaign
+from services.campaigns.models import Campaign
 from shared.auth import Principal, Role
 
 
@@ -39,12 +39,3 @@ class Viewer:
     def is_audited_reader(self, campaign: Campaign) -> bool:
         """Exact figures read by an operator (who is not the creator) are recorded in the audit log."""
         return self.is_operator and not self.owns(campaign)
-
-    def actor_role(self, campaign: Campaign | None = None) -> ActorRole:
-        if self.is_service:
-            return ActorRole.SERVICE
-        if campaign is not None and self.owns(campaign):
-            return ActorRole.CREATOR
-        if self.is_operator:
-            return ActorRole.OPERATOR
-        return ActorRole.CREATOR

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from services.campaigns.app import create_app
 
 
+@cache
+def document() -> dict[str, Any]:
+    return create_app().openapi()
+
+
 def test_operation_ids_are_the_endpoint_names_and_unique() -> None:
-    schema = create_app().openapi()
+    schema = document()
     operations = [op for path in schema["paths"].values() for op in path.values()]
     ids = [op["operationId"] for op in operations]
     assert len(ids) == len(set(ids))
@@ -15,7 +23,7 @@ def test_operation_ids_are_the_endpoint_names_and_unique() -> None:
 
 
 def test_every_operation_is_described_and_documents_its_errors() -> None:
-    schema = create_app().openapi()
+    schema = document()
     for path, methods in schema["paths"].items():
         for method, operation in methods.items():
             assert operation.get("description"), (method, path)
@@ -29,7 +37,7 @@ def test_every_operation_is_described_and_documents_its_errors() -> None:
 
 
 def test_internal_routes_are_tagged_internal_and_public_ones_are_versioned() -> None:
-    schema = create_app().openapi()
+    schema = document()
     for path, methods in schema["paths"].items():
         for operation in methods.values():
             if path.startswith("/internal/"):
