@@ -17,7 +17,7 @@ from .core import Ctx, public
 from .errors import StripeError
 from .forms import parse_form
 from .http import Receive, Scope, Send, read_body, send_json
-from .resources import payment_intents, setup_intents
+from .resources import confirmation, setup_intents
 
 if TYPE_CHECKING:
     from .app import StripeLocalApp
@@ -125,7 +125,7 @@ class LocalApi:
         intent = ctx.get(intent_id, obj_type)
         if intent is None:
             raise StripeError(404, f"No such {obj_type}: '{intent_id}'", code="resource_missing")
-        module = payment_intents if obj_type == "payment_intent" else setup_intents
+        module = confirmation if obj_type == "payment_intent" else setup_intents
         try:
             result = module.complete_authentication(ctx, intent, outcome == "succeed")
         except StripeError:

@@ -19,14 +19,14 @@ from ..core import (
     paginate,
     public,
 )
-from ..errors import StripeError, missing, unexpected_state
+from ..errors import StripeError, missing
 from ..params import EXPAND, LIST_PARAMS, Arr, Bool, BoolOrEnum, Enum, Int, Meta, Str
 from ..params import Obj as ObjSpec
-from . import charges, customers, payment_methods
+from . import charges, confirmation, customers, payment_methods
+from .confirmation import check_owner, state_error
 
 # The account's default payment method configuration (ids differ per account; shape matters).
 PMC_ID = "pmc_1LocalStripeDefaultPmc0"
-CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action", "processing")
 EDITABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 
@@ -94,12 +94,6 @@ RETRIEVE = {"expand": EXPAND, "client_secret": Str()}
 LIST = {**LIST_PARAMS, "customer": Str()}
 
 
-def _state_error(
-    pi: Obj, message: str, *, param: str | None = None, code: str = "payment_intent_unexpected_state"
-) -> StripeError:
-    return unexpected_state(message, code=code, param=param, payment_intent=public(pi))
-
-
 def _check_amount(amount: int, currency: str) -> None:
     if amount < 1:
         raise StripeError(
@@ -128,29 +122,6 @@ def _check_amount(amount: int, currency: str) -> None:
         )
 
 
-def _check_owner(customer_id: str | None, pm: Obj, pi: Obj | None = None) -> None:
-    owner = pm["customer"]
-    if owner is None or owner == customer_id:
-        return
-    extra = {"payment_intent": public(pi)} if pi is not None else {}
-    if customer_id is None:
-        raise StripeError(
-            400,
-            f"The `payment_method` parameter supplied {pm['id']} belongs to the Customer {owner}. Please include "
-            "the Customer in the `customer` parameter on the PaymentIntent.",
-            param="source",
-            code="parameter_missing",
-            extra=extra,
-        )
-    raise StripeError(
-        400,
-        f"The PaymentMethod {pm['id']} does not belong to the Customer you supplied {customer_id}. Please use "
-        "this PaymentMethod with the Customer that it belongs to instead.",
-        param="payment_method",
-        extra=extra,
-    )
-
-
 def _card_options(types: list[str], options: Obj | None) -> Obj:
     card = (options or {}).get("card") or {}
     out: Obj = {
@@ -174,7 +145,7 @@ def create(ctx: Ctx, p: Obj) -> Obj:
         customer_id = customers.get_live(ctx, p["customer"], param="customer")["id"]
     pm = payment_methods.resolve(ctx, p["payment_method"]) if p.get("payment_method") else None
     if pm is not None:
-        _check_owner(customer_id, pm)
+        check_owner(customer_id, pm)
     # Recorded: without pinned types the account's dashboard methods (card, link) apply.
     types, apm, pmc, allowed, excluded = method_types(p, ["card", "link"], PMC_ID)
     pi_id = ids.new_id("pi", lead="3")
@@ -229,7 +200,7 @@ def create(ctx: Ctx, p: Obj) -> Obj:
     ctx.put(pi)
     ctx.emit("payment_intent.created", pi)
     if p.get("confirm"):
-        return _confirm(ctx, pi, p)
+        return confirmation.confirm(ctx, pi, p)
     return pi
 
 
@@ -245,199 +216,7 @@ def retrieve(ctx: Ctx, p: Obj, intent: str) -> Obj:
 
 
 def confirm(ctx: Ctx, p: Obj, intent: str) -> Obj:
-    return _confirm(ctx, _get(ctx, intent), p)
-
-
-def _confirm(ctx: Ctx, pi: Obj, p: Obj) -> Obj:
-    status = pi["status"]
-    if status not in CONFIRMABLE:
-        if status == "succeeded":
-            message = (
-                "You cannot confirm this PaymentIntent because it has already succeeded after being "
-                "previously confirmed."
-            )
-        else:
-            message = (
-                f"You cannot confirm this PaymentIntent because it has a status of {status}. Only a "
-                "PaymentIntent with one of the following statuses may be confirmed: "
-                "requires_payment_method, requires_confirmation, requires_action."
-            )
-        raise _state_error(pi, message)
-    if p.get("payment_method"):
-        pm = payment_methods.resolve(ctx, p["payment_method"])
-        _check_owner(pi["customer"], pm, pi)
-    elif pi["payment_method"]:
-        saved = ctx.get(pi["payment_method"], "payment_method")
-        assert saved is not None
-        pm = saved
-    elif pi["customer"]:
-        raise _state_error(
-            pi,
-            (
-                "You cannot confirm this PaymentIntent because it's missing a payment method. To confirm the "
-                f"PaymentIntent with {pi['customer']}, specify a payment method attached to this customer along with "
-                "the customer ID."
-            ),
-        )
-    else:
-        raise _state_error(
-            pi,
-            (
-                "You cannot confirm this PaymentIntent because it's missing a payment method. You can either update "
-                "the PaymentIntent with a payment method and then confirm it again, or confirm it again directly with "
-                "a payment method or ConfirmationToken."
-            ),
-        )
-    off_session = p.get("off_session") not in (None, False)
-    apm = pi["automatic_payment_methods"]
-    if apm and apm["allow_redirects"] == "always" and not off_session and not p.get("return_url"):
-        # Documented Stripe behaviour: dashboard methods may redirect, so a return_url is required.
-        raise _state_error(
-            pi,
-            (
-                "This PaymentIntent is configured to accept payment methods enabled in your Dashboard. Because some "
-                "of these payment methods might redirect your customer off of your page, you must provide a "
-                "`return_url`. If you don't want to accept redirect-based payment methods, set "
-                "`automatic_payment_methods[enabled]` to `true` and `automatic_payment_methods[allow_redirects]` to "
-                "`never` when creating Setup Intents and Payment Intents."
-            ),
-            code="parameter_missing",
-        )
-    for key in ("receipt_email", "setup_future_usage", "capture_method"):
-        if key in p:
-            pi[key] = p[key]
-    pi["payment_method"] = pm["id"]
-    card = payment_methods.profile(pm)
-    if card is not None and card.requires_auth:
-        # error_on_requires_action: fail like an off-session payment instead of waiting for the customer.
-        if off_session or p.get("error_on_requires_action"):
-            return _fail_authentication(ctx, pi, pm)
-        return _require_action(ctx, pi, pm)
-    if card is None:
-        return _require_action(ctx, pi, pm)
-    return _authorize(ctx, pi, pm)
-
-
-def _require_action(ctx: Ctx, pi: Obj, pm: Obj) -> Obj:
-    source = ids.new_id("src")
-    pi["status"] = "requires_action"
-    pi["next_action"] = {
-        "type": "use_stripe_sdk",
-        "use_stripe_sdk": {
-            "source": source,
-            "stripe_js": f"https://hooks.stripe.com/redirect/authenticate/{source}",
-            "type": "three_d_secure_redirect",
-        },
-    }
-    ctx.put(pi)
-    ctx.emit("payment_intent.requires_action", pi)
-    return pi
-
-
-def _fail_authentication(ctx: Ctx, pi: Obj, pm: Obj) -> Obj:
-    message = "Your card was declined. This transaction requires authentication."
-    pi.update(
-        status="requires_payment_method",
-        payment_method=None,
-        next_action=None,
-        last_payment_error={
-            "code": "authentication_required",
-            "decline_code": "authentication_required",
-            "doc_url": "https://stripe.com/docs/error-codes/authentication-required",
-            "message": message,
-            "payment_method": public(pm),
-            "payment_method_type": "card",
-            "type": "card_error",
-        },
-    )
-    ctx.put(pi)
-    ctx.emit("payment_intent.payment_failed", pi)
-    ctx.keep_on_error = True
-    raise StripeError(
-        402,
-        message,
-        type="card_error",
-        code="authentication_required",
-        extra={"decline_code": "authentication_required", "payment_intent": public(pi), "payment_method": public(pm)},
-    )
-
-
-def _authorize(ctx: Ctx, pi: Obj, pm: Obj) -> Obj:
-    card = payment_methods.profile(pm)
-    assert card is not None
-    if payment_methods.mark_checked(pm):
-        ctx.put(pm)
-    charge = charges.new_charge(ctx, pi, pm, card.decline)
-    pi["latest_charge"] = charge["id"]
-    pi["_local"]["charges"].append(charge["id"])
-    pi["next_action"] = None
-    if card.decline is not None:
-        fields = payment_methods.decline_fields(card.decline)
-        pi.update(
-            status="requires_payment_method",
-            payment_method=None,
-            last_payment_error=dict(
-                sorted(
-                    {
-                        **fields,
-                        "charge": charge["id"],
-                        "doc_url": "https://stripe.com/docs/error-codes/" + card.decline.code.replace("_", "-"),
-                        "payment_method": public(pm),
-                        "payment_method_type": "card",
-                        "type": "card_error",
-                    }.items()
-                )
-            ),
-        )
-        ctx.put(pi)
-        ctx.emit("charge.failed", charge)
-        ctx.emit("payment_intent.payment_failed", pi)
-        ctx.keep_on_error = True
-        raise payment_methods.decline_error(
-            card.decline, charge=charge["id"], payment_intent=public(pi), payment_method=public(pm)
-        )
-    pi["last_payment_error"] = None
-    ctx.emit("charge.succeeded", charge)
-    if pi["capture_method"] == "manual":
-        pi.update(status="requires_capture", amount_capturable=pi["amount"])
-        ctx.put(pi)
-        ctx.emit("payment_intent.amount_capturable_updated", pi)
-    else:
-        pi.update(status="succeeded", amount_received=pi["amount"])
-        ctx.put(pi)
-        ctx.emit("payment_intent.succeeded", pi)
-    if pi["setup_future_usage"] and pi["customer"] and pm["customer"] is None:
-        customer = ctx.get(pi["customer"], "customer")
-        if customer is not None:
-            payment_methods.attach(ctx, pm, customer)
-    return pi
-
-
-def complete_authentication(ctx: Ctx, pi: Obj, succeed: bool) -> Obj:
-    """Stands in for the customer finishing (or failing) a 3-D Secure challenge."""
-    if pi["status"] != "requires_action":
-        raise _state_error(pi, f"This PaymentIntent has a status of {pi['status']}, not requires_action.")
-    pm = ctx.get(pi["payment_method"], "payment_method")
-    assert pm is not None
-    if succeed:
-        return _authorize(ctx, pi, pm)
-    pi.update(
-        status="requires_payment_method",
-        payment_method=None,
-        next_action=None,
-        last_payment_error={
-            "code": "payment_intent_authentication_failure",
-            "doc_url": "https://stripe.com/docs/error-codes/payment-intent-authentication-failure",
-            "message": "The provided PaymentMethod has failed authentication. You can provide payment_method_data or "
-            "a new PaymentMethod to attempt to fulfill this PaymentIntent again.",
-            "payment_method": public(pm),
-            "payment_method_type": "card",
-            "type": "invalid_request_error",
-        },
-    )
-    ctx.put(pi)
-    ctx.emit("payment_intent.payment_failed", pi)
-    return pi
+    return confirmation.confirm(ctx, _get(ctx, intent), p)
 
 
 def capture(ctx: Ctx, p: Obj, intent: str) -> Obj:
@@ -454,7 +233,7 @@ def capture(ctx: Ctx, p: Obj, intent: str) -> Obj:
                 f"This PaymentIntent could not be captured because it has a status of {status}. Only a "
                 "PaymentIntent with one of the following statuses may be captured: requires_capture."
             )
-        raise _state_error(pi, message)
+        raise state_error(pi, message)
     amount: int = p["amount_to_capture"] if "amount_to_capture" in p else pi["amount_capturable"]
     extra = {"payment_intent": public(pi)}
     if amount < 0:
@@ -495,7 +274,7 @@ def cancel(ctx: Ctx, p: Obj, intent: str) -> Obj:
     pi = _get(ctx, intent)
     status = pi["status"]
     if status not in CANCELABLE:
-        raise _state_error(
+        raise state_error(
             pi,
             (
                 f"You cannot cancel this PaymentIntent because it has a status of {status}. Only a PaymentIntent with "
@@ -531,7 +310,7 @@ def update(ctx: Ctx, p: Obj, intent: str) -> Obj:
         "allowed_payment_method_types",
     ):
         if key in p and status not in EDITABLE:
-            raise _state_error(
+            raise state_error(
                 pi,
                 (
                     f"This PaymentIntent's {key} could not be updated because it has a status of {status}. You may "
@@ -549,7 +328,7 @@ def update(ctx: Ctx, p: Obj, intent: str) -> Obj:
     pm = None
     if p.get("payment_method"):
         pm = payment_methods.resolve(ctx, p["payment_method"])
-        _check_owner(customer_id, pm, pi)
+        check_owner(customer_id, pm, pi)
     pi.update(currency=currency, customer=customer_id, amount=p.get("amount", pi["amount"]))
     if pm is not None:
         pi["payment_method"] = pm["id"]
