@@ -112,8 +112,12 @@ class StripeGateway:
             log.warning("stripe.unavailable", operation=operation, error=type(exc).__name__)
             raise PaymentProviderUnavailable(operation) from exc
         except stripe.IdempotencyError as exc:
-            # Same key, different parameters: a bug on our side, never a business outcome.
-            log.error("stripe.idempotency_conflict", operation=operation)
+            if exc.code == "idempotency_key_in_use":
+                # The first request with this key is still running at Stripe (e.g. sent by a process that died).
+                log.warning("stripe.key_in_use", operation=operation)
+            else:
+                # Same key, different parameters: a bug on our side, never a business outcome.
+                log.error("stripe.idempotency_conflict", operation=operation)
             raise PaymentProviderUnavailable(operation) from exc
 
     # -- saving a card (all-or-nothing) -------------------------------------------------------------------
