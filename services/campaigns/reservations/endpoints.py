@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.campaigns.config import Settings
 from services.campaigns.dependencies import get_settings
+from services.campaigns.models import ReservationStatus
 from services.campaigns.reservations import schemas
 from services.campaigns.reservations.service import reservation_service
 from shared.auth import require_service
@@ -63,6 +64,28 @@ async def reserve_capacity(
     if not created:
         response.status_code = status.HTTP_200_OK
     return schemas.Reservation.model_validate(reservation)
+
+
+@router.get(
+    "/{campaign_id}/reservations",
+    response_model=schemas.ReservationPage,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_reservations(
+    campaign_id: uuid.UUID,
+    status_filter: list[ReservationStatus] | None = Query(default=None, alias="status"),
+    cursor: str | None = Query(default=None, max_length=500),
+    limit: int = Query(default=100, ge=1, le=500),
+    session: AsyncSession = Depends(get_session),
+) -> schemas.ReservationPage:
+    """The campaign's reservations, oldest first, optionally only in some states: for reconciling each
+    pledge with the reservation that holds its capacity."""
+    rows, next_cursor = await reservation_service.list(
+        session, campaign_id, statuses=status_filter, cursor=cursor, limit=limit
+    )
+    return schemas.ReservationPage(
+        items=[schemas.Reservation.model_validate(row) for row in rows], next_cursor=next_cursor
+    )
 
 
 @router.get(

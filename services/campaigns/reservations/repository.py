@@ -78,6 +78,25 @@ class ReservationRepository(RepositoryBase[Reservation]):
             )
         )
 
+    async def list_for_campaign(
+        self,
+        campaign_id: uuid.UUID,
+        *,
+        statuses: Sequence[ReservationStatus] | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> Sequence[Reservation]:
+        statement = select(Reservation).where(Reservation.campaign_id == campaign_id)
+        if statuses:
+            statement = statement.where(Reservation.status.in_(statuses))
+        if after is not None:
+            at, last_id = after
+            statement = statement.where(
+                or_(Reservation.created_at > at, and_(Reservation.created_at == at, Reservation.id > last_id))
+            )
+        statement = statement.order_by(Reservation.created_at, Reservation.id).limit(limit)
+        return await self.get_all(statement)
+
     async def sums(self, campaign_id: uuid.UUID) -> dict[ReservationStatus, tuple[int, int]]:
         """(count, amount) per status, recomputed from the reservations themselves."""
         statement: Select[Any] = (

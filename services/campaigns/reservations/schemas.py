@@ -92,3 +92,8 @@ class CampaignTotals(BaseModel):
     pending_sum_amount: int
     pending_count: int
     consistent: bool = Field(description="True when the running totals equal the recomputed sums.")
+
+
+class ReservationPage(BaseModel):
+    items: list[Reservation]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

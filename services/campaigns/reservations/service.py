@@ -7,9 +7,12 @@ service calls Stripe between ``reserve`` and ``confirm``, each a separate short 
 
 from __future__ import annotations
 
+import base64
 import uuid
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
+import orjson
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +40,20 @@ from services.campaigns.reservations.repository import CapacityRepository, Reser
 from services.campaigns.tiers.exceptions import TierNotFound
 from services.campaigns.tiers.repository import TierRepository, TierVersionRepository
 from shared.db import utcnow
+from shared.errors import UnprocessableContent
+
+
+def encode_cursor(at: datetime, reservation_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([at.isoformat(), str(reservation_id)])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, reservation_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(at), uuid.UUID(reservation_id)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise UnprocessableContent("The cursor is not one this list returned.", code="invalid_cursor") from exc
+
 
 # Logs name ids and outcomes only: never a campaign total, which the disclosure policy may hide.
 log = structlog.get_logger("campaigns.reservations")
@@ -209,6 +226,25 @@ class ReservationService:
         if reservation is None or reservation.campaign_id != campaign_id:
             raise ReservationNotFound()
         return reservation
+
+    async def list(
+        self,
+        session: AsyncSession,
+        campaign_id: uuid.UUID,
+        *,
+        statuses: Sequence[ReservationStatus] | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[Sequence[Reservation], str | None]:
+        if await CampaignRepository(session).get(campaign_id) is None:
+            raise CampaignNotFound(campaign_id)
+        after = decode_cursor(cursor) if cursor else None
+        rows = await ReservationRepository(session).list_for_campaign(
+            campaign_id, statuses=statuses, after=after, limit=limit + 1
+        )
+        page = rows[:limit]
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit and page else None
+        return page, next_cursor
 
     async def snapshot(self, session: AsyncSession, campaign_id: uuid.UUID) -> schemas.CampaignSnapshot:
         campaign = await CampaignRepository(session).get(campaign_id)

@@ -35,7 +35,7 @@ async def _bodies(client: httpx.AsyncClient, campaign_id: str, tier_id: str, cre
 # Each example launches a campaign through the API: few examples, and no shrinking (a failure is reported as
 # drawn). The redaction rules themselves get thousands of examples in test_redaction_rules.py.
 @settings(
-    max_examples=3,
+    max_examples=2,
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture],

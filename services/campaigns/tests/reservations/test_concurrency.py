@@ -12,9 +12,9 @@ from services.campaigns.config import Settings
 from services.campaigns.tests.factories import Actors, live_campaign, reservation_body, reserve, totals
 from shared.testing import app_client
 
-CAP = 60_000
-TIER_LIMIT = 45
-ATTEMPTS = 90
+CAP = 40_000
+TIER_LIMIT = 30
+ATTEMPTS = 60
 
 
 async def _pledge_once(

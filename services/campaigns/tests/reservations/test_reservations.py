@@ -226,3 +226,23 @@ async def test_campaign_snapshot_for_services_has_exact_figures_and_capabilities
         1,
         "flexible",
     )
+
+
+async def test_reservations_are_listed_for_reconciliation(client: httpx.AsyncClient, actors: Actors) -> None:
+    campaign, [tier] = await live_campaign(client, actors)
+    confirmed = [await pledge(client, actors, campaign["id"], tier) for _ in range(3)]
+    pending = reservation_body(tier)
+    await reserve(client, actors, campaign["id"], pending)
+    url = _url(campaign["id"])
+
+    seen, cursor = [], None
+    while True:
+        params = {"status": "confirmed", "limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get(url, params=params, headers=actors.service)).json()
+        seen += [r["pledge_id"] for r in page["items"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert seen == [r["pledge_id"] for r in confirmed]
+    everything = (await client.get(url, headers=actors.service)).json()["items"]
+    assert [r["status"] for r in everything] == ["confirmed"] * 3 + ["pending"]
+    assert (await client.get(url, headers=actors.creator)).status_code == 403
