@@ -129,3 +129,9 @@ def test_a_campaign_from_draft_to_closed_through_the_gateway(stack: Stack) -> No
         assert closed["status"] == "succeeded"
         record = _ok(gateway.get(f"{base}/vetting-record"))
         assert [h["to_status"] for h in record["history"]][-1] == "succeeded"
+
+    # The service's own log names the pledge and the close, never the total the policy hides.
+    log = (stack.config.data_dir / "campaigns.log").read_text(errors="replace")
+    assert pledge_id in log
+    assert "campaign.closed" in log
+    assert "12347" not in log
