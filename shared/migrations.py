@@ -99,11 +99,14 @@ async def _run_online(url: str, metadata: MetaData) -> None:
 
 
 def is_at_head(service_dir: Path, url: str) -> bool:
-    """True when the database's revision is this code's head revision (and so its schema matches)."""
+    """True when the database is at this code's head revision, or past it: a revision this code does not know
+    was written by a newer release (after a rollback the older pods must still start; migrations are written
+    expand-then-contract so that the previous release runs on the next schema)."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    heads = set(ScriptDirectory.from_config(alembic_config(service_dir, url)).get_heads())
+    script = ScriptDirectory.from_config(alembic_config(service_dir, url))
+    heads = set(script.get_heads())
 
     async def current() -> set[str]:
         engine = create_engine(url, pool_size=1)
@@ -114,6 +117,18 @@ def is_at_head(service_dir: Path, url: str) -> bool:
             await engine.dispose()
 
     try:
-        return asyncio.run(current()) == heads
+        revisions = asyncio.run(current())
     except Exception:
-        return False  # not reachable yet, or no alembic_version table yet: not at head
+        return False  # not reachable yet: not at head
+    if revisions == heads:
+        return True
+    return bool(revisions) and all(_unknown(script, revision) for revision in revisions)
+
+
+def _unknown(script: Any, revision: str) -> bool:
+    from alembic.util import CommandError
+
+    try:
+        return script.get_revision(revision) is None
+    except CommandError:
+        return True

@@ -21,6 +21,7 @@ class Environment(StrEnum):
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"
 DEV_SERVICE_SECRET = "dev-only-service-secret-change-me-0123456789"
 DEV_ISSUER = "crowdfund-dev"
+MIN_SECRET_LENGTH = 32  # an HS256 key shorter than the hash output weakens it (RFC 7518 section 3.2)
 
 
 class CommonSettings(BaseSettings):
@@ -47,8 +48,12 @@ class CommonSettings(BaseSettings):
                 raise ValueError(f"production settings need {', '.join(missing)}")
             dev = {DEV_JWT_SECRET, DEV_SERVICE_SECRET}
             for secret in (self.jwt_secret, self.service_token_secret):
-                if secret is not None and secret.get_secret_value() in dev:
+                if secret is None:
+                    continue
+                if secret.get_secret_value() in dev:
                     raise ValueError("a development secret cannot be used in production")
+                if len(secret.get_secret_value()) < MIN_SECRET_LENGTH:
+                    raise ValueError(f"production secrets need at least {MIN_SECRET_LENGTH} characters")
         else:
             if self.jwt_secret is None and not self.jwt_jwks_url:
                 self.jwt_secret = SecretStr(DEV_JWT_SECRET)

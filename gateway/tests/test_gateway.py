@@ -202,3 +202,18 @@ async def test_large_responses_are_streamed_not_buffered(slow_streaming_upstream
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_replicas_share_the_rate_limit_through_redis() -> None:
+    """Two gateways, one budget: Redis holds the counters (it runs on these machines, as in production)."""
+    import uuid
+
+    from gateway.ratelimit import ClientRateLimiter
+
+    first = ClientRateLimiter("3/minute", "redis://127.0.0.1:6379")
+    second = ClientRateLimiter("3/minute", "redis://127.0.0.1:6379")
+    client = f"test-client-{uuid.uuid4().hex}"
+    results = [await first.hit(client), await second.hit(client), await first.hit(client), await second.hit(client)]
+    assert results[:3] == [None, None, None]
+    assert results[3] is not None
+    assert results[3] >= 1

@@ -37,6 +37,8 @@ def test_production_refuses_to_start_without_real_secrets() -> None:
         ServiceSettings(environment="production", jwt_secret=DEV_JWT_SECRET, service_token_secret="x" * 40)
     with pytest.raises(ValidationError, match="development secret"):
         ServiceSettings(environment="production", jwt_secret="y" * 40, service_token_secret=DEV_SERVICE_SECRET)
+    with pytest.raises(ValidationError, match="at least 32"):
+        ServiceSettings(environment="production", jwt_secret="", service_token_secret="z" * 40)
     ok = ServiceSettings(environment="production", jwt_jwks_url="https://idp/jwks", service_token_secret="z" * 40)
     assert ok.jwt_secret is None
 

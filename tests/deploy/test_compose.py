@@ -87,7 +87,7 @@ def validation_errors(schema: Mapping[str, Any], document: Any) -> list[str]:
 def example_environment() -> dict[str, str]:
     """Every variable named in env.example, each given a distinct placeholder value."""
     names = re.findall(r"^([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), flags=re.MULTILINE)
-    return {name: f"test-{name.lower().replace('_', '-')}-0123456789" for name in names}
+    return {name: f"test-{name.lower().replace('_', '-')}-0123456789abcdef0123456789abcdef" for name in names}
 
 
 class MissingVariable(LookupError):

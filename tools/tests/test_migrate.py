@@ -29,6 +29,13 @@ def test_wait_succeeds_only_once_the_database_is_at_head(database_factory: Datab
     assert _migrate(empty).returncode == 0
     assert _migrate(empty, "--wait", "0").returncode == 0
 
+    # A newer release migrated past this code's head (a rollback): the older pods must still start.
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "empty.sqlite3") as db:
+        db.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+    assert _migrate(empty, "--wait", "0").returncode == 0
+
     migrated = database_factory.fresh("campaigns", ROOT / "services" / "campaigns")
     try:
         assert _migrate(migrated, "--wait", "0").returncode == 0
