@@ -34,7 +34,14 @@ def stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFa
         ports=ports,
         database_urls=urls,
         log_to_files=True,
-        extra_env={"GATEWAY_RATE_LIMIT": "1000/second", "STRIPE_LOCAL_ASYNC_DELAY_SECONDS": "0.5"},
+        extra_env={
+            "GATEWAY_RATE_LIMIT": "1000/second",
+            "STRIPE_LOCAL_ASYNC_DELAY_SECONDS": "0.5",
+            # Real deadlines a few seconds away (a setting, not a back door), and workers that poll often.
+            "CAMPAIGNS_MIN_CAMPAIGN_DURATION_SECONDS": "2",
+            "CAMPAIGNS_SCHEDULER_POLL_SECONDS": "0.5",
+            "PLEDGES_WORKER_POLL_SECONDS": "0.3",
+        },
     )
     running = Stack(config)
     try:
