@@ -235,6 +235,29 @@ class LedgerRepository(RepositoryBase[PledgeRefundLedger]):
         )
         return bool(result.rowcount == 1)
 
+    async def reserve_items(self, item_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        """Commit each item's amount to its pledge's ledger, in one statement, where it fits under what was
+        charged. Returns the items reserved (a claim never holds two items of one pledge: one batch, unique)."""
+        amount = (
+            select(RefundItem.amount)
+            .where(RefundItem.id.in_(list(item_ids)), RefundItem.pledge_id == PledgeRefundLedger.pledge_id)
+            .scalar_subquery()
+        )
+        result = await self.session.execute(
+            update(PledgeRefundLedger)
+            .where(
+                PledgeRefundLedger.pledge_id.in_(select(RefundItem.pledge_id).where(RefundItem.id.in_(list(item_ids)))),
+                PledgeRefundLedger.committed_amount + amount <= PledgeRefundLedger.charged_amount,
+            )
+            .values(committed_amount=PledgeRefundLedger.committed_amount + amount, updated_at=utcnow())
+            .returning(PledgeRefundLedger.pledge_id)
+        )
+        pledges = set(result.scalars())
+        rows = await self.session.execute(
+            select(RefundItem.id, RefundItem.pledge_id).where(RefundItem.id.in_(list(item_ids)))
+        )
+        return [item_id for item_id, pledge_id in rows.all() if pledge_id in pledges]
+
     async def release(self, commitments: Sequence[tuple[uuid.UUID, int]]) -> None:
         now = utcnow()
         for pledge_id, amount in commitments:

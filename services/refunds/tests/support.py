@@ -13,6 +13,7 @@ import httpx
 import stripe
 
 from services.refunds.tests.fakes import FakePledge, FakePledges
+from shared.testing import auth_headers
 from stripe_local.testing import StripeLocalProcess
 
 PAYMENT_METHODS = {
@@ -101,3 +102,35 @@ async def eventually(
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+SECOND_OPERATOR = auth_headers("operator-approver", "operator")
+
+
+async def create_and_start_batch(
+    client: httpx.AsyncClient, campaign_id: uuid.UUID, headers: dict[str, str], **body: Any
+) -> str:
+    created = await client.post(
+        "/v1/refund-batches",
+        json={"campaign_id": str(campaign_id), "reason": "Campaign canceled by its creator", **body},
+        headers=headers | {"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert created.status_code == 201, created.text
+    batch_id: str = created.json()["id"]
+    # A second operator approves: any batch size passes the two-person rule.
+    approved = await client.post(f"/v1/refund-batches/{batch_id}/approve", headers=SECOND_OPERATOR)
+    assert approved.status_code == 200, approved.text
+    started = await client.post(f"/v1/refund-batches/{batch_id}/start", headers=headers)
+    assert started.status_code == 200, started.text
+    return batch_id
+
+
+async def wait_for_batch(
+    client: httpx.AsyncClient, batch_id: str, headers: dict[str, str], *, status: str = "completed", timeout: float = 60
+) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        response = await client.get(f"/v1/refund-batches/{batch_id}", headers=headers)
+        body: dict[str, Any] = response.json()
+        return body if response.status_code == 200 and body["status"] == status else None
+
+    return await eventually(reached, timeout=timeout, interval=0.2, what=f"batch {batch_id} {status}")  # type: ignore[no-any-return]
