@@ -141,11 +141,11 @@ def test_a_creator_drives_the_whole_path_with_the_generated_client(stack: Stack,
     assert isinstance(stale, models.Problem)  # 412 is a documented, typed answer
     assert stale.status == 412
 
-    submitted = submit_campaign.sync(client=client, campaign_id=campaign.id, body=models.TransitionNote())
+    submitted = submit_campaign.sync(client=client, campaign_id=campaign.id)
     assert submitted.status.value == "submitted"
     record = get_vetting_record.sync(client=client, campaign_id=campaign.id)
     assert isinstance(record, models.VettingRecord)
     assert record.status.value == "submitted"
-    again = submit_campaign.sync(client=client, campaign_id=campaign.id, body=models.TransitionNote())
+    again = submit_campaign.sync(client=client, campaign_id=campaign.id)
     assert isinstance(again, models.Problem)
     assert again.code == "transition_not_allowed"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.campaigns.access import Viewer
@@ -44,7 +44,7 @@ async def list_review_queue(
 @router.post("/{campaign_id}/submit", response_model=schemas.CampaignStatusChange, responses=TRANSITION_ERRORS)
 async def submit_campaign(
     campaign_id: uuid.UUID,
-    data: schemas.TransitionNote | None = None,
+    data: schemas.TransitionNote = Body(default_factory=schemas.TransitionNote),
     principal: Principal = Depends(require_creator),
     session: AsyncSession = Depends(get_session),
     settings: Settings = Depends(get_settings),
@@ -53,9 +53,7 @@ async def submit_campaign(
 
     Refused with 422 `submission_incomplete` listing **every** missing item at once: description, risks
     and challenges, a cap decision, a budget, a deadline within the allowed range, at least one tier."""
-    return await vetting_service.submit(
-        session, campaign_id, Viewer(principal), settings, data.reason if data else None
-    )
+    return await vetting_service.submit(session, campaign_id, Viewer(principal), settings, data.reason)
 
 
 @router.post("/{campaign_id}/start-review", response_model=schemas.CampaignStatusChange, responses=TRANSITION_ERRORS)
@@ -111,13 +109,13 @@ async def _decide(
 @router.post("/{campaign_id}/approve", response_model=schemas.CampaignStatusChange, responses=TRANSITION_ERRORS)
 async def approve_campaign(
     campaign_id: uuid.UUID,
-    data: schemas.TransitionNote | None = None,
+    data: schemas.TransitionNote = Body(default_factory=schemas.TransitionNote),
     principal: Principal = Depends(require_operator),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.CampaignStatusChange:
     """Operators: approve a campaign in review. Every checklist item of the round must be `passed`
     (409 `checklist_incomplete` lists the missing and failed items)."""
-    return await _decide(session, campaign_id, CampaignAction.APPROVE, principal, data.reason if data else None)
+    return await _decide(session, campaign_id, CampaignAction.APPROVE, principal, data.reason)
 
 
 @router.post("/{campaign_id}/request-changes", response_model=schemas.CampaignStatusChange, responses=TRANSITION_ERRORS)
@@ -181,13 +179,13 @@ async def reinstate_campaign(
 @router.post("/{campaign_id}/cancel", response_model=schemas.CampaignStatusChange, responses=TRANSITION_ERRORS)
 async def cancel_campaign(
     campaign_id: uuid.UUID,
-    data: schemas.TransitionNote | None = None,
+    data: schemas.TransitionNote = Body(default_factory=schemas.TransitionNote),
     principal: Principal = Depends(require_creator_or_operator),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.CampaignStatusChange:
     """Cancel a campaign (its creator, or an operator). A launched campaign that is canceled publishes
     `campaign.closed` with outcome `canceled`: pledges are canceled and nothing more is charged."""
-    return await vetting_service.cancel(session, campaign_id, Viewer(principal), data.reason if data else None)
+    return await vetting_service.cancel(session, campaign_id, Viewer(principal), data.reason)
 
 
 @router.get(
