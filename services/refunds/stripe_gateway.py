@@ -73,7 +73,7 @@ def _transient(exc: BaseException) -> bool:
     # RateLimitError, APIConnectionError (timeouts, dropped connections), APIError (5xx and 409 "idempotency key
     # in use" while the first request is still running), AuthenticationError/PermissionError (configuration being
     # fixed: items wait rather than fail).
-    return isinstance(exc, stripe.StripeError | NETWORK_ERRORS)
+    return isinstance(exc, (stripe.StripeError, *NETWORK_ERRORS))
 
 
 def _refund(resource: Any) -> StripeRefund:

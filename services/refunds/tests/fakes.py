@@ -249,10 +249,10 @@ class FakeCampaigns:
 class LoopbackServer:
     """An ASGI app served by uvicorn on a free loopback port, in a background thread."""
 
-    def __init__(self, app: Any) -> None:
-        self.port = free_port()
+    def __init__(self, app: Any, *, port: int | None = None, lifespan: str = "off") -> None:
+        self.port = port or free_port()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", access_log=False
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan=lifespan, access_log=False
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
