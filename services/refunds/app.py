@@ -13,6 +13,7 @@ from services.refunds.config import Settings
 from services.refunds.execution.worker import refund_workers
 from services.refunds.models import IdempotencyRecord, InboxEvent
 from services.refunds.reports.endpoints import router as reports_router
+from services.refunds.single.endpoints import router as single_router
 from services.refunds.webhooks.endpoints import router as webhooks_router
 from shared.app import create_service_app
 from shared.auth import ServiceTokenSource
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Refunds service",
         description=DESCRIPTION,
         settings=settings,
-        routers=[batches_router, reports_router, webhooks_router],
+        routers=[batches_router, reports_router, single_router, webhooks_router],
         internal_routers=[inbox_router(InboxEvent, handlers={})],
         idempotency_model=IdempotencyRecord,
         lifespan_hooks=[service_clients, refund_workers],
