@@ -7,7 +7,7 @@ DB ?= sqlite
 ROLE ?= backer
 SUB ?= dev-user
 
-.PHONY: install run test lint token migrate clean
+.PHONY: install run test lint token migrate bench clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ token: install
 
 migrate: install
 	$(BIN)/python -m tools.migrate
+
+## Benchmarks on PostgreSQL (127.0.0.1:5432): the launch rush, the gateway's overhead (wrk; nginx for
+## comparison, installed with apt-get when missing), the batch refund. Results in bench/results/.
+bench: install
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null) || \
+		echo "wrk/nginx unavailable: the gateway scenario will be skipped"
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf data

@@ -62,7 +62,11 @@ class Proxy:
         """Open the pooled session (aiohttp binds it to the running event loop)."""
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                limit=self.settings.upstream_max_connections, keepalive_timeout=30, ttl_dns_cache=300
+                # Idle connections are dropped after 15 s, well before the services' 65 s keep-alive: reusing a
+                # connection the server has just closed fails the request (ClientOSError -> 502).
+                limit=self.settings.upstream_max_connections,
+                keepalive_timeout=15,
+                ttl_dns_cache=300,
             ),
             timeout=aiohttp.ClientTimeout(
                 total=None,

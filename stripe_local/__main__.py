@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         date_header=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=5,
+        # Longer than the SDK clients' idle pools, so a client never reuses a connection the server is closing.
+        timeout_keep_alive=65,
     )
     return 0
 

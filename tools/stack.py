@@ -109,6 +109,10 @@ class Stack:
             "--no-access-log",
             "--timeout-graceful-shutdown",
             "5",
+            # Longer than any client's idle pool (15 s): a server must never close a connection that a client
+            # is about to reuse, or the client's next request fails (a 502 at the gateway).
+            "--timeout-keep-alive",
+            "65",
             "--log-level",
             "warning",
         ]

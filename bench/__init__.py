@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): figures, not timed unit tests. See bench/README.md."""
