@@ -44,6 +44,8 @@ class Settings(ServiceSettings):
     worker_retry_delay_seconds: float = Field(default=5.0, ge=0)
     worker_retry_max_delay_seconds: float = Field(default=300.0, ge=0)
     report_concurrency: int = Field(default=16, ge=1)
+    # A refund still pending after this long without news (a lost webhook) is looked up at Stripe.
+    pending_recheck_seconds: float = Field(default=600.0, gt=0)
 
     # Approval: a batch whose total in any currency is above this (minor units) needs a second operator.
     second_approval_threshold_amount: int = Field(default=500_000, ge=0)

@@ -204,6 +204,7 @@ class StripeRefunds:
                 return refund
         return None
 
-    async def retrieve_refund(self, refund_id: str) -> StripeRefund:
+    async def retrieve_refund_object(self, refund_id: str) -> dict[str, Any]:
+        """The refund as Stripe's JSON object (what a webhook event carries)."""
         refund = await self._call("refunds.retrieve", lambda: self.client.v1.refunds.retrieve_async(refund_id))
-        return _refund(refund)
+        return refund.to_dict()  # type: ignore[no-any-return]

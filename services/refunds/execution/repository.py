@@ -289,6 +289,31 @@ class ExecutionRepository:
         repository = RefundBatchRepository(self.session)
         return sum([await repository.cancel_unclaimed_items(batch_id) for batch_id in list(batch_ids)])
 
+    async def claim_stale_pending(self, older_than: datetime, limit: int) -> list[tuple[uuid.UUID, str]]:
+        """Pending refunds nobody heard about for a while (a webhook lost or late): take some to ask Stripe.
+        Touching ``updated_at`` is the claim, so another replica does not ask about the same ones."""
+        rows = (
+            await self.session.execute(
+                select(RefundItem.id, RefundItem.stripe_refund_id)
+                .where(
+                    RefundItem.status == ItemStatus.PENDING,
+                    RefundItem.updated_at < older_than,
+                    RefundItem.stripe_refund_id.is_not(None),
+                )
+                .limit(limit)
+            )
+        ).all()
+        if not rows:
+            return []
+        claimed = await self.session.execute(
+            update(RefundItem)
+            .where(RefundItem.id.in_([r.id for r in rows]), RefundItem.updated_at < older_than)
+            .values(updated_at=utcnow())
+            .returning(RefundItem.id)
+        )
+        taken = set(claimed.scalars())
+        return [(r.id, r.stripe_refund_id) for r in rows if r.id in taken]
+
     async def claim_reports(self, limit: int, lease: timedelta) -> list[ReportTask]:
         now = utcnow()
         statement = (

@@ -400,6 +400,24 @@ class RefundWorker:
         if canceled:
             log.info("refund.batch.leftovers_canceled", items=canceled)
         await stripe_event_service.process_pending(self.db)
+        await self._recheck_pending()
+
+    async def _recheck_pending(self) -> None:
+        """Ask Stripe about refunds pending for long: webhooks are the fast path, not the only one."""
+        cutoff = utcnow() - timedelta(seconds=self.settings.pending_recheck_seconds)
+        async with self.db.write_sessions() as session:
+            stale = await ExecutionRepository(session).claim_stale_pending(cutoff, limit=20)
+            await session.commit()
+        for item_id, refund_id in stale:
+            try:
+                refund = await self.stripe.retrieve_refund_object(refund_id)
+            except (StripeUnavailable, RefundRefused) as exc:
+                log.warning("refund.pending.recheck_failed", item_id=str(item_id), error=str(exc))
+                continue
+            async with self.db.write_sessions() as session:
+                outcome = await stripe_event_service.apply_refund(session, refund)
+                await session.commit()
+            log.info("refund.pending.rechecked", item_id=str(item_id), outcome=outcome)
 
 
 @contextlib.asynccontextmanager

@@ -83,7 +83,10 @@ class StripeEventService:
         await session.execute(update(StripeEvent).where(StripeEvent.id == event_id).values(**values))
 
     async def apply(self, session: AsyncSession, event: dict[str, Any]) -> str:
-        refund = event.get("data", {}).get("object", {})
+        return await self.apply_refund(session, event.get("data", {}).get("object", {}))
+
+    async def apply_refund(self, session: AsyncSession, refund: dict[str, Any]) -> str:
+        """Move the item of this refund (a Stripe refund object) forward to the refund's state."""
         if refund.get("object") != "refund":
             return "not_a_refund"
         raw_item_id = (refund.get("metadata") or {}).get("refund_item_id")
