@@ -26,7 +26,6 @@ from shared.http import http_transport
 from shared.logging import configure_logging
 
 
-
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or Settings()
     auth = settings.auth_config()
