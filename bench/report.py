@@ -41,6 +41,7 @@ def write_report(results: dict[str, Any], directory: Path) -> str:
             f"{rush['reconciliation_consistent']}; accepted pledges without a saved card: "
             f"{rush['accepted_without_saved_card']}",
             f"- peak RSS (MiB): {rush['peak_rss_mib']}",
+            f"- CPU during the rush (% of one core): {rush['cpu_percent_of_one_core']}",
             f"- targets: {rush['targets']}",
             "",
             _chart("Pledge latency (ms)", ["p50", "p90", "p95", "p99"], [lat[50], lat[90], lat[95], lat[99]], "ms"),

@@ -95,11 +95,15 @@ def start_stack(extra_env: dict[str, str]) -> Stack:
 
 
 class MemorySampler:
-    """Peak resident memory of each process, sampled every 100 ms while a scenario runs."""
+    """Peak resident memory of each process, sampled every 100 ms while a scenario runs, and the CPU each
+    process used over the scenario (percent of one core: 100 = one core saturated)."""
 
     def __init__(self, stack: Stack) -> None:
         self.processes = {name: psutil.Process(p.pid) for name, p in stack.processes.items()}
         self.peak_mib: dict[str, float] = dict.fromkeys(self.processes, 0.0)
+        self.cpu_percent: dict[str, float] = {}
+        self._cpu_start = {name: sum(p.cpu_times()[:2]) for name, p in self.processes.items()}
+        self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -120,6 +124,10 @@ class MemorySampler:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+        elapsed = time.monotonic() - self._started
+        for name, process in self.processes.items():
+            used = sum(process.cpu_times()[:2]) - self._cpu_start[name]
+            self.cpu_percent[name] = round(100 * used / elapsed, 1)
 
 
 def scenario_rush(stack: Stack, backers: int, concurrency: int) -> dict[str, Any]:
@@ -176,6 +184,7 @@ def scenario_rush(stack: Stack, backers: int, concurrency: int) -> dict[str, Any
         "reconciliation_consistent": reconciliation["consistent"],
         "accepted_without_saved_card": len(lost),
         "peak_rss_mib": memory.peak_mib,
+        "cpu_percent_of_one_core": memory.cpu_percent,
         "targets": {
             "accepted_per_second>=150": len(accepted) / load["elapsed_seconds"] >= 150,
             "p99_ms<1000": percentile(latencies, 99) < 1000,
