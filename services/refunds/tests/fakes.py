@@ -77,6 +77,7 @@ class FakePledges:
         self.refund_calls: list[dict[str, Any]] = []
         self.cancel_calls: list[uuid.UUID] = []
         self.fail_next = 0  # answer this many requests with 503 first
+        self.refuse_refund_records = False  # answer every refund record with 503 (pledges lagging behind)
         self.app = self._build()
 
     def reset(self) -> None:
@@ -86,6 +87,7 @@ class FakePledges:
             self.refund_calls.clear()
             self.cancel_calls.clear()
             self.fail_next = 0
+            self.refuse_refund_records = False
 
     def add(self, **values: Any) -> FakePledge:
         values.setdefault("pledge_id", uuid.uuid4())
@@ -115,6 +117,8 @@ class FakePledges:
                 fail = self.fail_next > 0
                 if fail:
                     self.fail_next -= 1
+                if self.refuse_refund_records and request.url.path.endswith("/refunds"):
+                    fail = True
             if fail:
                 return problem_response(503, "service_unavailable", detail="injected")
             return await call_next(request)
