@@ -28,6 +28,7 @@ from services.pledges.models import (
     FundingModel,
     PaymentKind,
     Pledge,
+    PledgePayment,
     PledgeRefund,
     PledgeStatus,
     RefundStatus,
@@ -40,7 +41,13 @@ from services.pledges.payments.stripe_gateway import (
     PaymentProviderUnavailable,
     PledgeRef,
 )
-from services.pledges.pledges.repository import PledgeRepository, RefundRepository, refresh_refund_totals
+from services.pledges.pledges.repository import (
+    PledgeRepository,
+    RefundRepository,
+    compare_and_set,
+    record_payment,
+    refresh_refund_totals,
+)
 from services.pledges.runtime import Runtime
 from shared.db import utcnow
 
@@ -77,6 +84,8 @@ class PledgeSaga:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.lease = timedelta(seconds=runtime.settings.saga_lease_seconds)
+        # Payment history rows this driver wrote (to answer a fresh pledge without reading them back).
+        self.payments_recorded: list[PledgePayment] = []
 
     # -- persistence --------------------------------------------------------------------------------------
 
@@ -96,25 +105,34 @@ class PledgeSaga:
             values |= {"lease_token": None, "lease_until": None}
         else:
             values["lease_until"] = now + self.lease
-        async with self.runtime.db.write_sessions() as session:
-            repository = PledgeRepository(session)
-            if not await repository.compare_and_set(
-                pledge.id, token=pledge.lease_token, expected=pledge.status, values=values
-            ):
-                await session.rollback()
-                raise LeaseLost(str(pledge.id))
-            if payment is not None:
-                await repository.record_payment(
-                    {
-                        "id": uuid.uuid4(),
-                        "pledge_id": pledge.id,
-                        "currency": pledge.currency,
-                        "created_at": now,
-                        "updated_at": now,
-                        **payment,
-                    }
-                )
-            if refund is not None:
+        payment_row = None
+        if payment is not None:
+            payment_row = {
+                "id": uuid.uuid4(),
+                "pledge_id": pledge.id,
+                "currency": pledge.currency,
+                "created_at": now,
+                "updated_at": now,
+                "decline_code": None,
+                "stripe_event_at": None,
+                **payment,
+            }
+        if refund is None:
+            async with self.runtime.db.engine.begin() as conn:
+                if not await compare_and_set(
+                    conn, pledge.id, token=pledge.lease_token, expected=pledge.status, values=values
+                ):
+                    raise LeaseLost(str(pledge.id))
+                if payment_row is not None:
+                    await record_payment(conn, payment_row)
+        else:
+            async with self.runtime.db.write_sessions() as session:
+                repository = PledgeRepository(session)
+                if not await repository.compare_and_set(
+                    pledge.id, token=pledge.lease_token, expected=pledge.status, values=values
+                ):
+                    await session.rollback()
+                    raise LeaseLost(str(pledge.id))
                 existing = await RefundRepository(session).for_update(refund["id"])
                 if existing is None:
                     session.add(PledgeRefund(pledge_id=pledge.id, created_at=now, updated_at=now, **refund))
@@ -123,21 +141,23 @@ class PledgeSaga:
                 assert current is not None
                 await refresh_refund_totals(session, current)
                 values["refunded_amount"] = current.refunded_amount
-            await session.commit()
+                await session.commit()
+        if payment_row is not None:
+            self.payments_recorded.append(PledgePayment(**payment_row))
         for key, value in values.items():
             setattr(pledge, key, value)
 
     async def release_lease(self, pledge: Pledge, *, retry_in: float = 0.0) -> None:
         """Give the pledge back (after an upstream failure) so a retry or the sweeper resumes it."""
-        async with self.runtime.db.write_sessions() as session:
-            now = utcnow()
-            await PledgeRepository(session).compare_and_set(
+        now = utcnow()
+        async with self.runtime.db.engine.begin() as conn:
+            await compare_and_set(
+                conn,
                 pledge.id,
                 token=pledge.lease_token,
                 expected=pledge.status,
                 values={"lease_until": now + timedelta(seconds=retry_in), "updated_at": now},
             )
-            await session.commit()
 
     # -- driving ------------------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from services.pledges.models import (
 from services.pledges.payments.stripe_gateway import Declined, PaymentProviderUnavailable
 from services.pledges.pledges import exceptions, schemas
 from services.pledges.pledges.cursor import decode_cursor, encode_cursor
-from services.pledges.pledges.repository import PledgeRepository
+from services.pledges.pledges.repository import PledgeRepository, insert_pledge
 from services.pledges.pledges.saga import LeaseLost, PledgeSaga, StepUnavailable, ref
 from services.pledges.runtime import Runtime
 from shared.auth import Principal, Role
@@ -177,8 +177,12 @@ class PledgeService:
         if isinstance(started, schemas.Pledge):
             return started, True
         pledge, terms = started
-        pledge = await self._drive(runtime, pledge)
-        return await self._outcome(runtime, pledge, terms=[terms]), False
+        saga = PledgeSaga(runtime)
+        pledge = await self._drive(runtime, pledge, saga)
+        if pledge.status in (PledgeStatus.REJECTED, PledgeStatus.DECLINED, PledgeStatus.FAILED):
+            raise refusal_of(pledge)
+        # A new pledge's whole history is what this request wrote: answer without reading it back.
+        return present(pledge, [terms], saga.payments_recorded, []), False
 
     async def start(
         self, runtime: Runtime, backer_id: str, idempotency_key: str, data: schemas.PledgeCreate
@@ -234,26 +238,22 @@ class PledgeService:
             "created_at": now,
             "updated_at": now,
         }
-        terms = PledgeTerms(
-            id=uuid.uuid4(),
-            pledge_id=pledge_id,
-            version=version.version,
-            content_hash=version.content_hash,
-            content=version.content,
-            accepted_at=now,
-        )
-        async with runtime.db.write_sessions() as session:
-            repository = PledgeRepository(session)
-            inserted = await repository.insert(values)
-            if inserted:
-                await repository.add_terms(terms)
-                await session.commit()
+        terms_values = {
+            "id": uuid.uuid4(),
+            "pledge_id": pledge_id,
+            "version": version.version,
+            "content_hash": version.content_hash,
+            "content": version.content,
+            "accepted_at": now,
+        }
+        async with runtime.db.engine.begin() as conn:
+            inserted = await insert_pledge(conn, values, terms_values)
         if not inserted:  # a concurrent request with the same key won the insert
             existing = await self._existing(runtime, backer_id, idempotency_key)
             assert existing is not None
             return await self._replay(runtime, existing, fingerprint)
         log.info("pledge.created", pledge_id=str(pledge_id), campaign_id=str(data.campaign_id))
-        return Pledge(**values), terms
+        return Pledge(**values), PledgeTerms(**terms_values)
 
     async def _existing(self, runtime: Runtime, backer_id: str, key: str) -> Pledge | None:
         async with runtime.db.read_sessions() as session:
@@ -297,8 +297,8 @@ class PledgeService:
         """Drive a pledge whose lease the caller holds (503 / 409 problems when it cannot finish now)."""
         return await self._drive(runtime, pledge)
 
-    async def _drive(self, runtime: Runtime, pledge: Pledge) -> Pledge:
-        saga = PledgeSaga(runtime)
+    async def _drive(self, runtime: Runtime, pledge: Pledge, saga: PledgeSaga | None = None) -> Pledge:
+        saga = saga or PledgeSaga(runtime)
         try:
             return await saga.drive(pledge)
         except StepUnavailable as exc:
