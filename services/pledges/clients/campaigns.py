@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
-
+from services.pledges.clients.http import InternalClient, InternalUnavailable
 from shared.auth import ServiceTokenSource
-from shared.http import ServiceClient, UpstreamUnavailable
 
 TIER_VERSION_CACHE_SIZE = 10_000
 CAMPAIGN_CACHE_SIZE = 10_000
@@ -87,31 +85,19 @@ class CampaignTotals:
     consistent: bool
 
 
-def _refusal(response: httpx.Response) -> CampaignRefusal:
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
+def _refusal(status: int, body: Any) -> CampaignRefusal:
     if not isinstance(body, dict):
         body = {}
     known = {"type", "title", "status", "detail", "code", "instance"}
     extra = {k: v for k, v in body.items() if k not in known and k != "errors"}
-    return CampaignRefusal(response.status_code, str(body.get("code") or "campaign_refused"), body.get("detail"), extra)
-
-
-def _check(response: httpx.Response) -> httpx.Response:
-    if response.status_code >= 500:
-        raise CampaignsUnavailable(f"campaigns answered {response.status_code}")
-    if response.status_code >= 400:
-        raise _refusal(response)
-    return response
+    return CampaignRefusal(status, str(body.get("code") or "campaign_refused"), body.get("detail"), extra)
 
 
 class CampaignsClient:
     def __init__(
         self, base_url: str, token_source: ServiceTokenSource, *, timeout_seconds: float, cache_seconds: float
     ):
-        self._http = ServiceClient("campaigns", base_url, token_source, timeout_seconds=timeout_seconds)
+        self._http = InternalClient("campaigns", base_url, token_source, timeout_seconds=timeout_seconds)
         self._cache_seconds = cache_seconds
         self._campaigns: OrderedDict[uuid.UUID, tuple[float, CampaignFacts]] = OrderedDict()
         self._versions: OrderedDict[tuple[uuid.UUID, int], TierVersion] = OrderedDict()
@@ -119,11 +105,17 @@ class CampaignsClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON body of a 2xx answer; a 4xx problem is a :class:`CampaignRefusal`."""
         try:
-            return _check(await self._http.request(method, path, **kwargs))
-        except UpstreamUnavailable as exc:
+            status, body = await self._http.request(method, path, **kwargs)
+        except InternalUnavailable as exc:
             raise CampaignsUnavailable(str(exc)) from exc
+        if status >= 500:
+            raise CampaignsUnavailable(f"campaigns answered {status}")
+        if status >= 400:
+            raise _refusal(status, body)
+        return body
 
     # -- reads --------------------------------------------------------------------------------------------
 
@@ -132,7 +124,7 @@ class CampaignsClient:
         now = time.monotonic()
         if cached is not None and not fresh and cached[0] > now:
             return cached[1]
-        body = (await self._request("GET", f"/internal/campaigns/{campaign_id}")).json()
+        body = await self._request("GET", f"/internal/campaigns/{campaign_id}")
         facts = CampaignFacts(
             id=uuid.UUID(body["id"]),
             creator_id=body["creator_id"],
@@ -153,7 +145,7 @@ class CampaignsClient:
         cached = self._versions.get((tier_id, version))
         if cached is not None and cached.campaign_id == campaign_id:
             return cached
-        body = (await self._request("GET", f"/v1/campaigns/{campaign_id}/tiers/{tier_id}/versions/{version}")).json()
+        body = await self._request("GET", f"/v1/campaigns/{campaign_id}/tiers/{tier_id}/versions/{version}")
         content = {
             key: body[key]
             for key in ("title", "description", "price_amount", "currency", "items", "estimated_delivery", "shipping")
@@ -173,7 +165,7 @@ class CampaignsClient:
         return result
 
     async def totals(self, campaign_id: uuid.UUID) -> CampaignTotals:
-        body = (await self._request("GET", f"/internal/campaigns/{campaign_id}/totals")).json()
+        body = await self._request("GET", f"/internal/campaigns/{campaign_id}/totals")
         return CampaignTotals(
             committed_amount=body["committed_amount"],
             reserved_amount=body["reserved_amount"],
@@ -198,7 +190,7 @@ class CampaignsClient:
         currency: str,
         shipping_region: str | None,
     ) -> Reservation:
-        response = await self._request(
+        body = await self._request(
             "POST",
             f"/internal/campaigns/{campaign_id}/reservations",
             json={
@@ -212,15 +204,15 @@ class CampaignsClient:
             },
             idempotency_key=f"pledge:{pledge_id}:reserve",
         )
-        return _reservation(response.json())
+        return _reservation(body)
 
     async def confirm(self, campaign_id: uuid.UUID, pledge_id: uuid.UUID) -> Reservation:
-        response = await self._request(
+        body = await self._request(
             "POST",
             f"/internal/campaigns/{campaign_id}/reservations/{pledge_id}/confirm",
             idempotency_key=f"pledge:{pledge_id}:confirm",
         )
-        return _reservation(response.json())
+        return _reservation(body)
 
     async def release(self, campaign_id: uuid.UUID, pledge_id: uuid.UUID, reason: str) -> None:
         """Give the pledge's capacity back. No reservation (never made) counts as released."""

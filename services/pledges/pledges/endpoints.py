@@ -52,11 +52,10 @@ reads = APIRouter(prefix="/v1/pledges", tags=["pledges"], route_class=UnitOfWork
 )
 async def create_pledge(
     data: schemas.PledgeCreate,
-    response: Response,
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", include_in_schema=False),
     principal: Principal = Depends(require_backer),
     runtime: Runtime = Depends(get_runtime),
-) -> schemas.Pledge:
+) -> Response:
     """Pledge to a reward tier, with the version of its terms you were shown.
 
     Capacity is reserved at the campaign (never above its cap, the tier's quantity or the per-backer limit),
@@ -70,10 +69,13 @@ async def create_pledge(
     if not idempotency_key or len(idempotency_key) > 255:
         raise exceptions.IdempotencyKeyRequired()
     pledge, replayed = await pledge_service.create(runtime, principal.subject, idempotency_key, data)
-    response.headers["Location"] = f"/v1/pledges/{pledge.id}"
+    headers = {"Location": f"/v1/pledges/{pledge.id}"}
     if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return pledge
+        headers["Idempotent-Replayed"] = "true"
+    # Serialized once, here: the model was built (and validated) by the service already.
+    return Response(
+        pledge.model_dump_json(), status_code=status.HTTP_201_CREATED, media_type="application/json", headers=headers
+    )
 
 
 @reads.get("", response_model=schemas.PledgePage, responses=problem_responses(400, 401, 403))

@@ -173,7 +173,7 @@ async def test_an_unreachable_campaigns_service_leaves_the_pledge_for_a_retry_wi
         runtime = cut_off.state.pledges
         await runtime.campaigns.campaign(campaign.uuid)
         await runtime.campaigns.tier_version(campaign.uuid, campaign.tier_uuid, 1)
-        runtime.campaigns._http._client.base_url = f"http://127.0.0.1:{free_port()}"
+        runtime.campaigns._http._base = f"http://127.0.0.1:{free_port()}"  # the campaigns service goes away
         pending = await client.post("/v1/pledges", json=body, headers=backer.headers | key)
         assert (pending.status_code, pending.json()["code"]) == (503, "pledge_pending")
         assert pending.headers["retry-after"]
