@@ -63,11 +63,16 @@ def newer(event_at: datetime, rank: int, seen_at: datetime | None, seen_rank: in
 
 class WebhookService:
     async def receive(self, db: Database, event: dict[str, Any]) -> str:
-        """Store the event (once) and process it. Returns `accepted`, `duplicate` or `ignored`."""
+        """Store the event (once) and process it. Returns `accepted`, `duplicate` or `ignored`.
+
+        The insert and the processing share one transaction (one commit per delivery); if processing fails,
+        a savepoint undoes it and the event stays stored, unprocessed, for the worker to retry."""
         event_type = str(event.get("type"))
         if event_type not in HANDLED_EVENTS:
             return "ignored"
         event_id = str(event["id"])
+        created_at = datetime.fromtimestamp(int(event.get("created") or 0), UTC)
+        now = utcnow()
         async with db.write_sessions() as session:
             insert = insert_for(session)
             result = await session.execute(
@@ -75,18 +80,30 @@ class WebhookService:
                 .values(
                     id=event_id,
                     type=event_type,
-                    stripe_created_at=datetime.fromtimestamp(int(event.get("created") or 0), UTC),
+                    stripe_created_at=created_at,
                     payload=event,
-                    received_at=utcnow(),
+                    received_at=now,
                     processed_at=None,
                     attempts=0,
                 )
                 .on_conflict_do_nothing(index_elements=["id"])
             )
+            if result.rowcount != 1:
+                return "duplicate"
+            try:
+                async with session.begin_nested():
+                    await self._apply(session, event_type, event, created_at)
+                    await session.execute(
+                        update(StripeEvent).where(StripeEvent.id == event_id).values(processed_at=now, attempts=1)
+                    )
+            except Exception as exc:
+                log.exception("webhook.processing_failed", event_id=event_id)
+                await session.execute(
+                    update(StripeEvent)
+                    .where(StripeEvent.id == event_id)
+                    .values(attempts=1, last_error=type(exc).__name__)
+                )
             await session.commit()
-        if result.rowcount != 1:
-            return "duplicate"
-        await self.process(db, event_id)
         return "accepted"
 
     async def process(self, db: Database, event_id: str) -> bool:

@@ -10,9 +10,13 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
+from fastapi import FastAPI
 
 from services.pledges.tests.conftest import WEBHOOK_SECRET
-from services.pledges.tests.factories import Backer, idem, live_campaign, payment_intents, pledge_body
+from services.pledges.tests.factories import Backer, idem, live_campaign, payment_intents, pledge_body, service_headers
+from services.pledges.webhooks.service import webhook_service
+from services.pledges.worker import worker as worker_module
 from stripe_local.testing import StripeLocalProcess
 
 URL = "/v1/webhooks/stripe/pledges"
@@ -112,7 +116,33 @@ async def test_a_dispute_marks_the_pledge_disputed(
     dispute = {"id": "dp_1", "object": "dispute", "payment_intent": intent["id"], "status": "needs_response"}
     assert (await deliver(client, synthetic("charge.dispute.created", dispute))).status_code == 200
 
-    from services.pledges.tests.factories import service_headers
-
     seen = (await client.get(f"/internal/pledges/{pledge['id']}", headers=service_headers())).json()
     assert seen["disputed"] is True
+
+
+async def test_an_event_whose_processing_failed_stays_in_the_inbox_and_the_worker_processes_it(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    campaigns: httpx.AsyncClient,
+    stripe_server: StripeLocalProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    campaign = await live_campaign(campaigns, funding_model="flexible")
+    pledge = (await client.post("/v1/pledges", json=pledge_body(campaign), headers=Backer().headers | idem())).json()
+    [intent] = payment_intents(stripe_server, pledge["id"])
+    event = synthetic("charge.dispute.created", {"id": "dp_2", "object": "dispute", "payment_intent": intent["id"]})
+
+    async def broken(*_args: object) -> None:
+        raise RuntimeError("database hiccup")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(webhook_service, "_dispute", broken)
+        assert (await deliver(client, event)).json() == {"status": "accepted"}  # stored, acknowledged
+    assert (await client.get(f"/internal/pledges/{pledge['id']}", headers=service_headers())).json()[
+        "disputed"
+    ] is False
+
+    monkeypatch.setattr(worker_module, "EVENT_RETRY_AFTER_SECONDS", 0)
+    assert (await app.state.pledge_worker.run_once()).events == 1
+    assert (await client.get(f"/internal/pledges/{pledge['id']}", headers=service_headers())).json()["disputed"] is True
+    assert (await deliver(client, event)).json() == {"status": "duplicate"}
