@@ -104,15 +104,6 @@ async def record_payment(conn: AsyncConnection, values: dict[str, Any]) -> None:
 class PledgeRepository(RepositoryBase[Pledge]):
     model = Pledge
 
-    async def insert(self, values: dict[str, Any]) -> bool:
-        """Insert unless this backer already used the idempotency key (the unique key decides)."""
-        insert = insert_for(self.session)
-        statement = (
-            insert(Pledge).values(**values).on_conflict_do_nothing(index_elements=["backer_id", "idempotency_key"])
-        )
-        result = await self.session.execute(statement)
-        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
-
     async def by_key(self, backer_id: str, key: str) -> Pledge | None:
         return await self.get_one_or_none(
             select(Pledge)
@@ -160,13 +151,6 @@ class PledgeRepository(RepositoryBase[Pledge]):
         result = await self.session.execute(statement)
         return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
-    async def candidates(self, condition: Any, limit: int) -> list[uuid.UUID]:
-        """Ids of pledges matching ``condition`` whose lease is free; skips rows another replica has locked."""
-        statement = select(Pledge.id).where(condition).order_by(Pledge.updated_at).limit(limit)
-        if self.session.bind.dialect.name == "postgresql":
-            statement = statement.with_for_update(skip_locked=True)
-        return list((await self.session.execute(statement)).scalars())
-
     async def add_terms(self, row: PledgeTerms) -> None:
         self.session.add(row)
 
@@ -182,13 +166,6 @@ class PledgeRepository(RepositoryBase[Pledge]):
         statement = select(PledgeRefund).where(PledgeRefund.pledge_id == pledge_id).order_by(PledgeRefund.created_at)
         return (await self.session.execute(statement)).scalars().all()
 
-    async def record_payment(self, values: dict[str, Any]) -> None:
-        """A payment attempt's outcome; a replayed step (same Stripe object) records nothing new."""
-        insert = insert_for(self.session)
-        await self.session.execute(
-            insert(PledgePayment).values(**values).on_conflict_do_nothing(index_elements=["stripe_id"])
-        )
-
     # -- listings -----------------------------------------------------------------------------------------
 
     def page(
@@ -198,6 +175,7 @@ class PledgeRepository(RepositoryBase[Pledge]):
         after: tuple[datetime, uuid.UUID] | None,
         limit: int,
     ) -> Select[Any]:
+        """Keyset pagination on (created_at, id); one row more than asked tells whether a next page exists."""
         if after is not None:
             created_at, pledge_id = after
             base = base.where(
