@@ -86,6 +86,21 @@ MATRIX: dict[str, dict[str, str]] = {
     "update_pledge_payment_method": OWN_PLEDGE,
     "list_campaign_pledges": OWNER_CREATOR_OR_OPERATOR,
     "get_campaign_pledge_reconciliation": OWNER_CREATOR_OR_OPERATOR,
+    # refunds: batches are operators' business; single refunds also the campaign's creator
+    "create_refund_batch": OPERATOR_ONLY,
+    "list_refund_batches": rule(D, D, D, A, A, A),  # creators see only the single refunds they asked for
+    "get_refund_batch": OPERATOR_ONLY,  # this batch was made by an operator: a creator gets 404
+    "list_refund_batch_exclusions": OPERATOR_ONLY,
+    "list_refund_batch_audit_log": OPERATOR_ONLY,
+    "approve_refund_batch": OPERATOR_ONLY,
+    "start_refund_batch": OPERATOR_ONLY,
+    "pause_refund_batch": OPERATOR_ONLY,
+    "resume_refund_batch": OPERATOR_ONLY,
+    "cancel_refund_batch": OPERATOR_ONLY,
+    "stream_refund_batch_progress": OPERATOR_ONLY,
+    "get_refund_batch_report": OPERATOR_ONLY,
+    "create_single_refund": OWNER_CREATOR_OR_OPERATOR,
+    "get_single_refund": OPERATOR_ONLY,  # asked by an operator: only operators (and its requester) see it
     "receive_stripe_webhook_pledges": SIGNED_WEBHOOK,
     "receive_stripe_webhook_refunds": SIGNED_WEBHOOK,
 }
@@ -95,6 +110,8 @@ MATRIX: dict[str, dict[str, str]] = {
 class World:
     live: Live
     pledge_id: str
+    batch_id: str
+    refund_id: str
 
 
 def _path(template: str, world: World) -> str:
@@ -104,8 +121,8 @@ def _path(template: str, world: World) -> str:
         "version": str(world.live.tier["terms"]["version"]),
         "pledge_id": world.pledge_id,
         "item": "identity_verified",
-        "batch_id": str(uuid.uuid4()),
-        "refund_id": str(uuid.uuid4()),
+        "batch_id": world.batch_id,
+        "refund_id": world.refund_id,
     }
     for name, value in values.items():
         template = template.replace("{" + name + "}", value)
@@ -134,6 +151,7 @@ def _body(op_id: str, world: World) -> dict[str, Any]:
         },
         "accept_new_terms": {"version": terms["version"]},
         "update_pledge_payment_method": {"payment_method": "pm_card_visa"},
+        "create_single_refund": {"pledge_id": world.pledge_id, "reason": "matrix", "amount": 1},
     }
     return bodies.get(op_id, {})
 
@@ -142,16 +160,30 @@ def _observe(gateway: httpx.Client, world: World, method: str, path: str, op_id:
     headers = dict(CALLERS[caller]) if caller != "creator" else dict(world.live.creator)
     headers["Idempotency-Key"] = uuid.uuid4().hex
     headers["If-Match"] = '"0"'
-    response = gateway.request(method.upper(), _path(path, world), headers=headers, json=_body(op_id, world))
-    assert response.status_code < 500, f"{method.upper()} {path} as {caller}: {response.text[:300]}"
-    return response.status_code
+    # Only the status is read: a progress stream may stay open.
+    with gateway.stream(method.upper(), _path(path, world), headers=headers, json=_body(op_id, world)) as response:
+        if response.status_code >= 500:
+            response.read()
+        assert response.status_code < 500, f"{method.upper()} {path} as {caller}: {response.text[:300]}"
+        return response.status_code
 
 
 @pytest.fixture
 def world(gateway: httpx.Client) -> World:
     live = launch_campaign(gateway, funding_model="flexible")
     pledged = ok(pledge(gateway, live, "matrix-backer"), 201)
-    return World(live, pledged["id"])
+    refund = gateway.post(
+        "/v1/refunds",
+        json={"pledge_id": pledged["id"], "reason": "matrix", "amount": 1},
+        headers=CALLERS["operator"] | {"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert refund.status_code in (200, 201, 202), refund.text
+    operator = CALLERS["operator"] | {"Idempotency-Key": uuid.uuid4().hex}
+    batch = ok(
+        gateway.post("/v1/refund-batches", json={"campaign_id": live.id, "reason": "matrix check"}, headers=operator),
+        201,
+    )
+    return World(live, pledged["id"], batch["id"], refund.json()["id"])
 
 
 def test_every_route_has_an_authorization_rule_and_keeps_it(gateway: httpx.Client, stack: Stack, world: World) -> None:
