@@ -35,3 +35,15 @@ def test_the_check_catches_renames_and_removals_and_allows_additions() -> None:
     assert check(recorded, added) == []
     assert check(recorded, _contract("2.0.0", {}, {})) == []  # a major version may break
     assert breaking_changes(recorded, _contract("2.0.0", {}, {}))  # ...but the changes are still listed
+
+
+def test_optional_request_bodies_are_plain_references() -> None:
+    """A body typed ``X | None`` becomes ``anyOf [X, null]``, which openapi-python-client turns into a client
+    that sends ``Unset`` when the body is omitted; an optional body must be a plain reference."""
+    offenders = [
+        operation["operationId"]
+        for item in merged_document()["paths"].values()
+        for operation in item.values()
+        if "anyOf" in operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    ]
+    assert not offenders

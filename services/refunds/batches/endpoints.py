@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.refunds.batches import schemas
@@ -122,7 +122,7 @@ async def list_refund_batch_audit_log(
 )
 async def approve_refund_batch(
     batch_id: uuid.UUID,
-    data: schemas.ActionRequest | None = None,
+    data: schemas.ActionRequest = Body(default_factory=schemas.ActionRequest),
     principal: Principal = Depends(require_operator),
     session: AsyncSession = Depends(get_session),
     settings: Settings = Depends(get_settings),
@@ -130,7 +130,7 @@ async def approve_refund_batch(
     """Approve a previewed batch (operators). When the batch is above the approval threshold
     (`requires_second_approval`), the approver must be another operator than its creator (403
     `second_approver_required`). 409 `invalid_batch_state` if it is not a preview."""
-    batch = await refund_batch_service.approve(session, principal, batch_id, data.note if data else None)
+    batch = await refund_batch_service.approve(session, principal, batch_id, data.note)
     return await refund_batch_service.present(session, batch, settings)
 
 
@@ -139,14 +139,14 @@ async def approve_refund_batch(
 )
 async def start_refund_batch(
     batch_id: uuid.UUID,
-    data: schemas.ActionRequest | None = None,
+    data: schemas.ActionRequest = Body(default_factory=schemas.ActionRequest),
     principal: Principal = Depends(require_operator),
     session: AsyncSession = Depends(get_session),
     settings: Settings = Depends(get_settings),
 ) -> schemas.RefundBatch:
     """Start an approved batch: workers begin sending its refunds under the shared Stripe rate limit.
     409 `batch_not_approved` before approval."""
-    batch = await refund_batch_service.start(session, principal, batch_id, data.note if data else None)
+    batch = await refund_batch_service.start(session, principal, batch_id, data.note)
     return await refund_batch_service.present(session, batch, settings)
 
 
@@ -155,13 +155,13 @@ async def start_refund_batch(
 )
 async def pause_refund_batch(
     batch_id: uuid.UUID,
-    data: schemas.ActionRequest | None = None,
+    data: schemas.ActionRequest = Body(default_factory=schemas.ActionRequest),
     principal: Principal = Depends(require_operator),
     session: AsyncSession = Depends(get_session),
     settings: Settings = Depends(get_settings),
 ) -> schemas.RefundBatch:
     """Pause a running batch: no new refund is sent; the ones in flight finish and are recorded."""
-    batch = await refund_batch_service.pause(session, principal, batch_id, data.note if data else None)
+    batch = await refund_batch_service.pause(session, principal, batch_id, data.note)
     return await refund_batch_service.present(session, batch, settings)
 
 
@@ -170,13 +170,13 @@ async def pause_refund_batch(
 )
 async def resume_refund_batch(
     batch_id: uuid.UUID,
-    data: schemas.ActionRequest | None = None,
+    data: schemas.ActionRequest = Body(default_factory=schemas.ActionRequest),
     principal: Principal = Depends(require_operator),
     session: AsyncSession = Depends(get_session),
     settings: Settings = Depends(get_settings),
 ) -> schemas.RefundBatch:
     """Resume a paused batch where it stopped."""
-    batch = await refund_batch_service.resume(session, principal, batch_id, data.note if data else None)
+    batch = await refund_batch_service.resume(session, principal, batch_id, data.note)
     return await refund_batch_service.present(session, batch, settings)
 
 
@@ -185,12 +185,12 @@ async def resume_refund_batch(
 )
 async def cancel_refund_batch(
     batch_id: uuid.UUID,
-    data: schemas.ActionRequest | None = None,
+    data: schemas.ActionRequest = Body(default_factory=schemas.ActionRequest),
     principal: Principal = Depends(require_operator),
     session: AsyncSession = Depends(get_session),
     settings: Settings = Depends(get_settings),
 ) -> schemas.RefundBatch:
     """Cancel a batch that has not finished: no new refund is sent. Refunds already sent stand and stay in
     the report; items never sent become `canceled`."""
-    batch = await refund_batch_service.cancel(session, principal, batch_id, data.note if data else None)
+    batch = await refund_batch_service.cancel(session, principal, batch_id, data.note)
     return await refund_batch_service.present(session, batch, settings)
