@@ -81,3 +81,14 @@ def test_a_batch_refunds_every_charged_pledge_exactly_once(gateway: httpx.Client
     assert len(report.text.strip().splitlines()) == 1 + 12
     assert gateway.get(f"{batch}/report", headers=live.creator).status_code in (403, 404)
     assert gateway.get(f"{batch}/report").status_code == 401
+
+
+def test_a_selection_the_pledges_service_refuses_is_a_422_not_an_outage(gateway: httpx.Client) -> None:
+    live = launch_campaign(gateway, funding_model="flexible")
+    response = gateway.post(
+        "/v1/refund-batches",
+        json={"campaign_id": live.id, "reason": "Bad filter", "selection": {"type": "filter", "status": "no-such"}},
+        headers=auth_headers("e2e-op-carol", "operator") | {"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_selection"

@@ -54,3 +54,10 @@ class CampaignsUnavailable(ServiceUnavailable):
 
     def __init__(self) -> None:
         super().__init__("The campaigns service did not answer; nothing was created. Retry with the same key.")
+
+
+class InvalidSelection(UnprocessableContent):
+    code = "invalid_selection"
+
+    def __init__(self, detail: str | None) -> None:
+        super().__init__(f"The pledges service refused this selection: {detail or 'invalid filter'}.")

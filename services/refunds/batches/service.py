@@ -14,6 +14,7 @@ from services.refunds.batches import schemas
 from services.refunds.batches.exceptions import (
     BatchTooLarge,
     InvalidBatchState,
+    InvalidSelection,
     NotApproved,
     PledgesUnavailable,
     RefundBatchNotFound,
@@ -91,7 +92,12 @@ class RefundBatchService:
                     found.extend(page)
                     if len(found) > settings.max_batch_size:
                         raise BatchTooLarge(settings.max_batch_size)
-        except (UpstreamUnavailable, PledgeRefused) as exc:
+        except PledgeRefused as exc:
+            if exc.status in (400, 422):  # the selection itself is invalid (e.g. an unknown pledge status)
+                raise InvalidSelection(exc.detail) from exc
+            log.warning("refund.batch.pledges_unavailable", error=str(exc))
+            raise PledgesUnavailable() from exc
+        except UpstreamUnavailable as exc:
             log.warning("refund.batch.pledges_unavailable", error=str(exc))
             raise PledgesUnavailable() from exc
         return found, missing
