@@ -41,7 +41,12 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, json=settings.log_json, component=name)
-        database = Database(settings.database_url, pool_size=settings.database_pool_size, echo=settings.database_echo)
+        database = Database(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            pool_timeout=settings.database_pool_timeout_seconds,
+            echo=settings.database_echo,
+        )
         app.state.db = database
         try:
             async with AsyncExitStack() as stack:

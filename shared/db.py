@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, MetaData, TypeDecorator, Uuid, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -82,9 +83,18 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 5.0, echo: bool = False) -> AsyncEngine:
+    """``pool_timeout``: how long a request waits for a free connection before it is refused with a 503
+    (shorter than the gateway's upstream timeout, so the caller gets an answer it can retry, not a 504)."""
     if is_sqlite(url):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=pool_timeout,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
@@ -92,6 +102,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "crowdfund"}, "command_timeout": 30},
@@ -129,9 +140,9 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 class Database:
     """The engine and session factories of one service (owned by its lifespan)."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, pool_timeout: float = 5.0, echo: bool = False) -> None:
         self.url = url
-        self.engine = create_engine(url, pool_size=pool_size, echo=echo)
+        self.engine = create_engine(url, pool_size=pool_size, pool_timeout=pool_timeout, echo=echo)
         self.write_sessions = create_sessionmaker(self.engine)
         self.read_sessions = create_sessionmaker(read_engine(self.engine))
 
@@ -141,3 +152,60 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# Errors that say "the database cannot serve this now" rather than "this request is wrong": the pool is
+# exhausted, the server refuses connections or is restarting, a connection died, a lock wait or a
+# serialization conflict gave up. A client may retry them; they are never a 500. Matched by class name so
+# that neither driver has to be importable.
+_TRANSIENT_DRIVER_ERRORS = frozenset(
+    {
+        "TooManyConnectionsError",  # asyncpg: max_connections reached
+        "CannotConnectNowError",  # asyncpg: the server is starting or shutting down
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "InterfaceError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "SerializationError",
+        "DeadlockDetectedError",
+        "LockNotAvailableError",
+        "QueryCanceledError",  # statement_timeout / lock_timeout
+        "ConnectionRefusedError",
+        "ConnectionResetError",
+        "TimeoutError",
+    }
+)
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """True when a database error is about availability (retry later), not about the request."""
+    if isinstance(exc, sa_exc.TimeoutError):  # QueuePool limit reached: every connection is busy
+        return True
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        # asyncpg's connect raises the socket's own error, unwrapped: transient when it came through the pool.
+        return _raised_through_sqlalchemy(exc)
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    cause: BaseException | None = exc.orig
+    seen = 0
+    while cause is not None and seen < 5:
+        name = type(cause).__name__
+        if name in _TRANSIENT_DRIVER_ERRORS or isinstance(cause, (ConnectionError, TimeoutError)):
+            return True
+        if name == "OperationalError" and "locked" in str(cause):  # SQLite: busy_timeout expired
+            return True
+        cause = cause.__cause__
+        seen += 1
+    return False
+
+
+def _raised_through_sqlalchemy(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").startswith("sqlalchemy."):
+            return True
+        tb = tb.tb_next
+    return False

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from shared.db import is_transient_db_error
 from shared.jsonutil import dumps
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -212,6 +213,18 @@ async def _handle_http(request: Request, exc: Exception) -> Response:
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
+    if is_transient_db_error(exc):
+        # The database is out of reach or overloaded: nothing was committed (the unit of work rolls back), and a
+        # retry (with the same Idempotency-Key for a write) is safe. A 503, never a 500.
+        log.warning("request.database_unavailable", path=request.url.path, error_type=type(exc).__name__)
+        return problem_response(
+            503,
+            "database_unavailable",
+            "Service temporarily unavailable",
+            "The service cannot reach its database right now; retry shortly.",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
     log.exception("request.unhandled_error", path=request.url.path, error_type=type(exc).__name__)
     return problem_response(
         500, "internal_error", "Internal server error", "An unexpected error occurred.", instance=request.url.path

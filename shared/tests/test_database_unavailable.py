@@ -1,0 +1,75 @@
+"""When the database cannot serve (refused, pool exhausted, too many clients), callers get a 503 problem they
+can retry, never a 500 and never internals."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+
+from shared.db import create_engine, is_transient_db_error
+from shared.testing import app_client, auth_headers
+from shared.tests.conftest import build_app
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_an_unreachable_database_is_a_503_problem_with_retry_after() -> None:
+    app = build_app(f"postgresql+asyncpg://postgres@127.0.0.1:{_closed_port()}/nowhere")
+    async with app_client(app) as client:
+        read = await client.get("/v1/widgets")
+        write = await client.post(
+            "/v1/widgets-plain", json={"name": "a", "price_amount": 5}, headers=auth_headers("alice", "creator")
+        )
+    for response in (read, write):
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["code"] == "database_unavailable"
+        assert "asyncpg" not in response.text
+        assert "127.0.0.1" not in response.text
+
+
+async def test_refused_connections_and_an_exhausted_pool_are_transient(shared_database_url: str) -> None:
+    refused = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{_closed_port()}/nowhere")
+    with pytest.raises(OSError, match="Connect call failed") as caught:
+        async with refused.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    assert is_transient_db_error(caught.value)
+    await refused.dispose()
+
+    engine = create_engine(shared_database_url, pool_size=1, pool_timeout=0.1)
+    held = [await engine.connect() for _ in range(2)]  # the pool and its overflow
+    try:
+        with pytest.raises(sa_exc.TimeoutError) as timed_out:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        assert is_transient_db_error(timed_out.value)
+    finally:
+        for conn in held:
+            await conn.close()
+        await engine.dispose()
+
+
+async def test_a_constraint_violation_is_not_transient(shared_database_url: str) -> None:
+    engine = create_engine(shared_database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO widgets (id, name, price_amount, currency) VALUES (:i, 'x', 1, 'USD')"),
+                {"i": "00000000000000000000000000000001"},
+            )
+            with pytest.raises(sa_exc.IntegrityError) as caught:
+                await conn.execute(
+                    text("INSERT INTO widgets (id, name, price_amount, currency) VALUES (:i, 'x', 1, 'USD')"),
+                    {"i": "00000000000000000000000000000002"},
+                )
+        assert not is_transient_db_error(caught.value)
+    finally:
+        await engine.dispose()
