@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
+from crowdfund_cli import sse
 from crowdfund_cli.config import Config
+from crowdfund_cli.sse import ServerSentEvent
 
 
 class ApiError(Exception):
@@ -33,6 +35,11 @@ class Api:
             base_url=config.gateway_url,
             headers=headers,
             timeout=httpx.Timeout(config.timeout_seconds, connect=5.0),
+        )
+        # A stream is quiet between changes; the server sends a keep-alive comment every 15 s, so a read
+        # timeout of a few of those tells a dead connection from a quiet one.
+        self._stream_timeout = httpx.Timeout(
+            config.timeout_seconds, connect=5.0, read=config.stream_read_timeout_seconds
         )
 
     def close(self) -> None:
@@ -76,15 +83,32 @@ class Api:
     def put(self, path: str, body: Any) -> Any:
         return self.request("PUT", path, json=body).json()
 
-    def stream_lines(self, path: str) -> Iterator[str]:
+    def download(self, path: str, sink: BinaryIO, *, params: dict[str, Any] | None = None) -> int:
+        """Stream a (possibly large) body into ``sink``; the bytes written."""
+        written = 0
         try:
-            with self._client.stream("GET", path, headers={"accept": "text/event-stream"}, timeout=None) as response:
+            with self._client.stream("GET", path, params=params) as response:
                 if response.is_error:
                     response.read()
                     raise ApiError(response.status_code, _problem(response))
-                yield from response.iter_lines()
+                for chunk in response.iter_bytes():
+                    sink.write(chunk)
+                    written += len(chunk)
         except httpx.TransportError as exc:
             raise Unreachable(f"lost the connection to the gateway: {type(exc).__name__}") from exc
+        return written
+
+    def events(self, path: str, last_event_id: str | None = None) -> Iterator[ServerSentEvent]:
+        """One connection to a Server-Sent Events stream. Raises httpx.TransportError when it drops (the
+        caller decides whether to reconnect), ApiError when the API refuses it."""
+        headers = {"accept": "text/event-stream", "cache-control": "no-cache"}
+        if last_event_id is not None:
+            headers["last-event-id"] = last_event_id
+        with self._client.stream("GET", path, headers=headers, timeout=self._stream_timeout) as response:
+            if response.is_error:
+                response.read()
+                raise ApiError(response.status_code, _problem(response))
+            yield from sse.parse(response.iter_lines())
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:

@@ -20,6 +20,7 @@ class Config:
     gateway_url: str
     token: str | None
     timeout_seconds: float = 30.0
+    stream_read_timeout_seconds: float = 45.0  # three of the server's 15 s keep-alive pings
 
 
 def load(gateway_url: str | None = None, token: str | None = None) -> Config:

@@ -2,7 +2,8 @@
 
 Exit codes scripts can rely on: 0 success, 1 unexpected error, 2 usage error, 3 not authenticated or not
 allowed (401/403), 4 not found (404), 5 refused by the API (400/402/409/412/422), 6 unavailable, try again
-later (429, 5xx, gateway unreachable).
+later (429, 5xx, gateway unreachable). `refunds watch` also ends with 7 when the batch completed with failed
+items (or items flagged for follow-up) and 8 when the batch was canceled.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import yaml
 
 from crowdfund_cli import config as config_module
 from crowdfund_cli.api import Api, ApiError, Unreachable
+from crowdfund_cli.context import EXIT_UNAVAILABLE, exit_code_for, state
 from crowdfund_cli.output import Output, err, fields, out, problem, table
+from crowdfund_cli.refunds import refunds
 from shared.money import format_amount
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -23,26 +26,7 @@ campaigns = typer.Typer(help="Create and manage campaigns (creators).", no_args_
 review = typer.Typer(help="Review submitted campaigns (operators).", no_args_is_help=True)
 app.add_typer(campaigns, name="campaigns")
 app.add_typer(review, name="review")
-
-
-class State:
-    api: Api
-    output: Output
-
-
-state = State()
-
-EXIT_AUTH, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_UNAVAILABLE = 3, 4, 5, 6
-
-
-def exit_code_for(status: int) -> int:
-    if status in (401, 403):
-        return EXIT_AUTH
-    if status == 404:
-        return EXIT_NOT_FOUND
-    if status == 429 or status >= 500:
-        return EXIT_UNAVAILABLE
-    return EXIT_REFUSED
+app.add_typer(refunds, name="refunds")
 
 
 @app.callback()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,8 +13,14 @@ from rich.table import Table
 
 from crowdfund_cli.api import ApiError
 
+PIPE_WIDTH = 200
+
 out = Console()
 err = Console(stderr=True)
+# In a pipe rich assumes 80 columns and would cut ids short; scripts read whole lines, so allow long ones.
+for _console in (out, err):
+    if not _console.is_terminal and "COLUMNS" not in os.environ:
+        _console.width = PIPE_WIDTH
 
 
 class Output:
@@ -30,13 +37,13 @@ class Output:
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     grid = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
-        grid.add_column(column)
+        grid.add_column(column, overflow="fold")  # a narrow terminal wraps an id, never cuts it
     for row in rows:
         grid.add_row(*("" if cell is None else str(cell) for cell in row))
     out.print(grid)
 
 
-def fields(title: str, pairs: Sequence[tuple[str, Any]]) -> None:
+def fields(title: str | None, pairs: Sequence[tuple[str, Any]]) -> None:
     grid = Table(title=title, show_header=False, box=None, pad_edge=False)
     grid.add_column(style="bold")
     grid.add_column()
