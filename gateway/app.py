@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,6 +27,8 @@ from shared.context import RequestContextMiddleware
 from shared.errors import install_error_handlers
 from shared.http import http_transport
 from shared.logging import configure_logging
+
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
@@ -60,9 +65,19 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     async def openapi(request: Request) -> JSONResponse:
         return JSONResponse(await request.app.state.openapi_cache.document())
 
+    # Swagger UI's assets are served by the gateway itself (bundled by fastapi-offline), never from a CDN:
+    # the docs work on a machine or a cluster with no way out to the internet.
+    api.mount("/docs/assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
     @api.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="Crowdfund API")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Crowdfund API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon.png",
+        )
 
     @api.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:

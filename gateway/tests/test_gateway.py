@@ -155,6 +155,22 @@ async def test_unroutable_paths_are_404_without_touching_a_service() -> None:
     assert internal.headers["content-type"] == "application/problem+json"
 
 
+async def test_the_docs_page_works_offline_with_assets_served_by_the_gateway() -> None:
+    async with asgi_client(create_app(_settings())) as client:
+        page = await client.get("/docs")
+        script = await client.get("/docs/assets/swagger-ui-bundle.js")
+        style = await client.get("/docs/assets/swagger-ui.css")
+    assert page.status_code == 200
+    assert "/docs/assets/swagger-ui-bundle.js" in page.text
+    assert "/openapi.json" in page.text
+    assert "http://" not in page.text
+    assert "https://" not in page.text  # no CDN: nothing outside the gateway
+    assert script.status_code == 200
+    assert "SwaggerUIBundle" in script.text[:2000]
+    assert style.status_code == 200
+    assert style.headers["content-type"].startswith("text/css")
+
+
 @pytest.fixture
 async def slow_streaming_upstream() -> AsyncIterator[tuple[str, asyncio.Event]]:
     """Answers with a chunked body: one chunk at once, the rest only after `release` is set."""
