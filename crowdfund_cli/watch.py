@@ -13,19 +13,24 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
 
-from crowdfund_cli.api import Api, ApiError, Unreachable
+from crowdfund_cli.api import ApiError, Unreachable
 from crowdfund_cli.context import EXIT_BATCH_CANCELED, EXIT_BATCH_FAILED_ITEMS
 from crowdfund_cli.output import fields, out, table
+from crowdfund_cli.sse import ServerSentEvent
 from shared.money import format_amount
 
 RETRYABLE_STATUSES = (429, 502, 503, 504)
 MAX_RECONNECTS = 8
 MAX_BACKOFF_SECONDS = 15.0
+
+
+class EventSource(Protocol):
+    def events(self, path: str, last_event_id: str | None = None) -> Iterator[ServerSentEvent]: ...
 
 
 def amounts(totals: list[dict[str, Any]]) -> str:
@@ -86,7 +91,7 @@ def exit_code(data: dict[str, Any]) -> int:
 
 
 def follow(
-    api: Api,
+    api: EventSource,
     batch_id: str,
     *,
     on_reconnect: Callable[[str, int], None] = lambda _reason, _attempt: None,
