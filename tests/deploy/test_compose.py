@@ -37,8 +37,9 @@ INITDB_SCRIPT = DEPLOY / "postgres" / "initdb" / "10-service-databases.sh"
 
 SERVICES = ("campaigns", "pledges", "refunds")
 APP_COMPONENTS = (*SERVICES, "gateway")
-# compose service -> the directory under deploy/ that holds its Dockerfile
-DOCKERFILE_DIRS = {**{c: c for c in APP_COMPONENTS}, "stripe-local": "stripe_local"}
+# One Dockerfile; each compose service builds the target of the same name.
+DOCKERFILE = DEPLOY / "Dockerfile"
+IMAGES = (*APP_COMPONENTS, "stripe-local")
 FACTORIES = {**{s: f"services.{s}.app:create_app" for s in SERVICES}, "gateway": "gateway.app:create_app"}
 SECRET_NAME = re.compile(r"(SECRET|KEY|PASSWORD|TOKEN)$")
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}; $$ is a literal dollar.
@@ -416,16 +417,11 @@ def test_health_checks_pass_and_fail_on_the_right_answers(
 
 def test_the_images_health_checks_match_the_compose_ones(compose: dict[str, Any]) -> None:
     for component in APP_COMPONENTS:
-        dockerfile = parse_dockerfile(component)
-        healthcheck = json.loads(final_stage(dockerfile)["HEALTHCHECK"][-1].split(" CMD ", 1)[1])
+        healthcheck = json.loads(image_stage(component)["HEALTHCHECK"][-1].split(" CMD ", 1)[1])
         assert healthcheck == compose["services"][component]["healthcheck"]["test"][1:], component
 
 
 # ---- Dockerfiles ----------------------------------------------------------------------------------------------
-
-
-def dockerfile_path(component: str) -> Path:
-    return DEPLOY / DOCKERFILE_DIRS[component] / "Dockerfile"
 
 
 def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
@@ -447,18 +443,44 @@ def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
     return instructions
 
 
-def parse_dockerfile(component: str) -> list[tuple[str, str]]:
-    path = dockerfile_path(component)
-    assert path.is_file(), f"{path} is missing"
-    return dockerfile_instructions(path.read_text())
+def parse_dockerfile() -> list[tuple[str, str]]:
+    assert DOCKERFILE.is_file(), f"{DOCKERFILE} is missing"
+    return dockerfile_instructions(DOCKERFILE.read_text())
 
 
-def final_stage(instructions: list[tuple[str, str]]) -> dict[str, list[str]]:
-    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
-    stage: dict[str, list[str]] = {}
-    for keyword, arguments in instructions[last_from:]:
-        stage.setdefault(keyword, []).append(arguments)
-    return stage
+def stages() -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """Stage name -> (what it is built FROM, its own instructions)."""
+    found: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+    current: list[tuple[str, str]] = []
+    for keyword, arguments in parse_dockerfile():
+        if keyword == "FROM":
+            base, _, name = arguments.partition(" AS ")
+            assert name, f"every stage is named: FROM {arguments}"
+            current = []
+            found[name.strip()] = (base.strip(), current)
+        elif found:
+            current.append((keyword, arguments))
+    return found
+
+
+def stage_chain(target: str) -> list[str]:
+    """The target and the stages it builds on, the base first."""
+    known = stages()
+    assert target in known, f"no stage named {target} in {DOCKERFILE}"
+    chain = [target]
+    while known[chain[0]][0] in known:
+        chain.insert(0, known[chain[0]][0])
+    return chain
+
+
+def image_stage(target: str) -> dict[str, list[str]]:
+    """Everything the image of ``target`` is made of, inherited stages first: keyword -> arguments."""
+    known = stages()
+    merged: dict[str, list[str]] = {}
+    for name in stage_chain(target):
+        for keyword, arguments in known[name][1]:
+            merged.setdefault(keyword, []).append(arguments)
+    return merged
 
 
 def exec_form(arguments: str) -> list[str]:
@@ -470,7 +492,7 @@ def exec_form(arguments: str) -> list[str]:
 
 @pytest.mark.parametrize("component", APP_COMPONENTS)
 def test_each_image_starts_its_own_factory(component: str) -> None:
-    stage = final_stage(parse_dockerfile(component))
+    stage = image_stage(component)
     assert "ENTRYPOINT" not in stage, "compose overrides the command for migrations: keep it in CMD"
     command = exec_form(stage["CMD"][-1])
     assert command[:3] == ["uvicorn", "--factory", FACTORIES[component]]
@@ -480,22 +502,22 @@ def test_each_image_starts_its_own_factory(component: str) -> None:
     assert options["--loop"] == "uvloop"
     assert options["--http"] == "httptools"
     assert "--no-access-log" in command
-    assert stage["EXPOSE"] == ["8000"]
+    assert stage["EXPOSE"][-1] == "8000"
     module, _, attribute = FACTORIES[component].partition(":")
     assert callable(getattr(importlib.import_module(module), attribute))
 
 
 def test_the_stripe_local_image_runs_the_local_server() -> None:
-    stage = final_stage(parse_dockerfile("stripe-local"))
+    stage = image_stage("stripe-local")
     command = exec_form(stage["CMD"][-1])
     expected = "python -m stripe_local --host 0.0.0.0 --port 12111 --db /data/stripe.sqlite3"
     assert command == expected.split()
 
 
-@pytest.mark.parametrize("component", list(DOCKERFILE_DIRS))
+@pytest.mark.parametrize("component", IMAGES)
 def test_each_image_runs_as_a_non_root_user_without_build_tools(component: str) -> None:
-    instructions = parse_dockerfile(component)
-    stage = final_stage(instructions)
+    instructions = parse_dockerfile()
+    stage = image_stage(component)
     user = stage.get("USER", [""])[-1]
     assert user, f"{component}: the final stage sets no USER (it would run as root)"
     assert user.split(":")[0] not in ("root", "0"), f"{component} runs as {user}"
@@ -504,24 +526,20 @@ def test_each_image_runs_as_a_non_root_user_without_build_tools(component: str) 
     assert any(arguments.startswith("--from=build /opt/venv") for arguments in stage["COPY"])
     for arguments in stage.get("RUN", []):
         assert not re.search(r"\b(apt-get|apt|pip|gcc|make|build-essential)\b", arguments), arguments
-    images = [arguments for keyword, arguments in instructions if keyword == "FROM"]
-    assert all(image.startswith("${PYTHON_IMAGE}") for image in images)
+    known = stages()
+    assert known[stage_chain(component)[0]][0] == "${PYTHON_IMAGE}"  # the slim base, never another image
     assert ("ARG", "PYTHON_IMAGE=python:3.11-slim-bookworm") in instructions
     for keyword, arguments in instructions:
         if keyword in ("ENV", "ARG"):
             assert not re.search(r"(SECRET|PASSWORD|API_KEY|TOKEN)", arguments), f"{component}: {arguments}"
 
 
-def test_the_dockerfiles_share_their_build_and_runtime_stages() -> None:
-    def shared_part(component: str) -> list[tuple[str, str]]:
-        text = dockerfile_path(component).read_text()
-        marker = "# ---- component:"
-        assert text.count(marker) == 1, f"{component}: one '{marker}' line separates the shared part"
-        return dockerfile_instructions(text.split(marker)[0])
-
-    reference = shared_part("gateway")
-    for component in DOCKERFILE_DIRS:
-        assert shared_part(component) == reference, f"{component} drifted from deploy/gateway/Dockerfile"
+def test_every_image_builds_on_the_one_runtime_stage() -> None:
+    for component in IMAGES:
+        chain = stage_chain(component)
+        assert chain[0] == "runtime", f"{component} is built on {chain[0]}, not on the shared runtime stage"
+        assert "build" not in chain, f"{component} would ship the build stage (sources, pip)"
+    assert stages()["runtime"][0] == stages()["build"][0] == "${PYTHON_IMAGE}"
 
 
 def test_the_images_hold_every_package_the_project_installs() -> None:
@@ -529,20 +547,22 @@ def test_the_images_hold_every_package_the_project_installs() -> None:
     packages = {pattern.rstrip("*") for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
     copied = {
         arguments.split()[0]
-        for keyword, arguments in parse_dockerfile("gateway")
+        for keyword, arguments in parse_dockerfile()
         if keyword == "COPY" and not arguments.startswith("--")
     }
     assert packages <= copied, f"not copied into the image: {packages - copied}"
     assert {"pyproject.toml", "constraints.txt"} <= {
-        name for keyword, arguments in parse_dockerfile("gateway") if keyword == "COPY" for name in arguments.split()
+        name for keyword, arguments in parse_dockerfile() if keyword == "COPY" for name in arguments.split()
     }
 
 
-def test_compose_builds_each_component_from_its_dockerfile(compose: dict[str, Any]) -> None:
-    for component in DOCKERFILE_DIRS:
+def test_compose_builds_each_component_from_its_target(compose: dict[str, Any]) -> None:
+    for component in IMAGES:
         build = compose["services"][component]["build"]
         assert (COMPOSE_FILE.parent / build["context"]).resolve() == ROOT
-        assert (ROOT / build["dockerfile"]).resolve() == dockerfile_path(component)
+        assert (ROOT / build["dockerfile"]).resolve() == DOCKERFILE
+        assert build["target"] == component
+        assert component in stages()
         assert compose["services"][component]["image"] == f"crowdfund/{component}:${{CROWDFUND_TAG:-latest}}"
 
 

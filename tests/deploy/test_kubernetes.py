@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from tests.deploy.test_compose import image_stage
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BASE = Path("base")
@@ -51,7 +53,7 @@ NAMESPACE = "crowdfund"
 SERVICES = ("campaigns", "pledges", "refunds")
 COMPONENTS = (*SERVICES, "gateway")
 AUTOSCALED = ("gateway", "pledges")
-UID = 10001  # the user of deploy/*/Dockerfile
+UID = 10001  # the user of deploy/Dockerfile
 PORT = 8000
 PLACEHOLDER = "REPLACE_ME"
 # Environment variables whose value is secret: only ever from a Secret.
@@ -858,12 +860,12 @@ def test_the_images_carry_the_release_tag(base: list[dict[str, Any]], production
 
 
 def test_the_containers_match_the_images(production: list[dict[str, Any]]) -> None:
-    """The uid and the port that deploy/<component>/Dockerfile sets."""
+    """The uid and the port that the component's target of deploy/Dockerfile sets."""
     for name in COMPONENTS:
-        dockerfile = (ROOT / "deploy" / name / "Dockerfile").read_text()
-        assert re.search(rf"^USER {UID}:{UID}$", dockerfile, flags=re.MULTILINE), name
-        assert '"--port", "8000"' in dockerfile, name
-        assert re.search(rf"^EXPOSE {PORT}$", dockerfile, flags=re.MULTILINE), name
+        image = image_stage(name)
+        assert image["USER"][-1] == f"{UID}:{UID}", name
+        assert '"--port", "8000"' in image["CMD"][-1], name
+        assert image["EXPOSE"][-1] == str(PORT), name
         assert "command" not in main_container(named(production, "Deployment", name)), "the image's CMD serves"
 
 
