@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from crowdfund_cli import watch as watching
+from crowdfund_cli.api import ApiError, Unreachable
 from crowdfund_cli.context import state
 from crowdfund_cli.output import err, fields, out, table
 from crowdfund_cli.watch import amounts
@@ -148,7 +149,7 @@ def refunds_create(
         "stripe_reason": stripe_reason.value,
     }
     key = idempotency_key or str(uuid.uuid4())
-    batch = state.api.create(BATCHES, body, key)
+    batch = _create(BATCHES, body, key)
 
     def render(data: dict[str, Any]) -> None:
         _render_batch(data)
@@ -161,6 +162,16 @@ def refunds_create(
         out.print(f"Next: crowdfund refunds approve {data['id']}", soft_wrap=True)
 
     state.output.emit(batch, render)
+
+
+def _create(path: str, body: dict[str, Any], key: str) -> Any:
+    """A create whose outcome may be unknown (no answer, or the service failed): say how to retry it safely."""
+    try:
+        return state.api.create(path, body, key)
+    except (Unreachable, ApiError) as exc:
+        if not state.output.as_json and (isinstance(exc, Unreachable) or exc.status >= 500):
+            err.print(f"To retry without refunding twice, pass --idempotency-key {key}", soft_wrap=True)
+        raise
 
 
 def _selection(
@@ -360,7 +371,8 @@ def single_create(
     """Refund one pledge. Below the approval threshold it starts at once; above it, an operator approves its
     batch (`crowdfund refunds approve BATCH_ID`)."""
     body = {"pledge_id": pledge_id, "reason": reason, "amount": amount, "stripe_reason": stripe_reason.value}
-    refund = state.api.create("/v1/refunds", {k: v for k, v in body.items() if v is not None}, idempotency_key)
+    key = idempotency_key or str(uuid.uuid4())
+    refund = _create("/v1/refunds", {k: v for k, v in body.items() if v is not None}, key)
     state.output.emit(refund, _render_single)
 
 

@@ -68,22 +68,24 @@ def stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFa
             database_factory.drop(url)
 
 
-def _env(stack: Stack, token: str | None) -> dict[str, str]:
+def _env(stack: Stack, token: str | None, gateway: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CROWDFUND_")}
     env["XDG_CONFIG_HOME"] = str(stack.config.data_dir / "cli-config")  # never the user's own config
-    env["CROWDFUND_GATEWAY_URL"] = stack.config.url("gateway")
+    env["CROWDFUND_GATEWAY_URL"] = gateway or stack.config.url("gateway")
     if token:
         env["CROWDFUND_TOKEN"] = token
     return env
 
 
-def crowdfund(stack: Stack, token: str | None, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def crowdfund(
+    stack: Stack, token: str | None, *args: str, gateway: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "crowdfund_cli.main", *args],
-        env=_env(stack, token),
+        env=_env(stack, token, gateway),
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=60,
     )
 
 
@@ -273,6 +275,21 @@ def test_refused_and_unknown_batches_exit_with_stable_codes_and_show_the_problem
     assert as_json.returncode == 4
     assert json.loads(as_json.stderr)["error"]["code"] == "refund_batch_not_found"
     assert crowdfund(stack, dave, "refunds", "watch", unknown).returncode == 4
+    key = str(uuid.uuid4())
+    lost = crowdfund(
+        stack,
+        dave,
+        "refunds",
+        "create",
+        unknown,
+        "--reason",
+        "Lost",
+        "--idempotency-key",
+        key,
+        gateway="http://127.0.0.1:9",
+    )
+    assert lost.returncode == 6
+    assert f"--idempotency-key {key}" in lost.stderr  # how to retry without refunding twice
 
     live = launch_campaign(gateway, funding_model="flexible", cap_amount=None)
     creator = crowdfund(stack, user_token("cli-creator", "creator"), "refunds", "create", live.id, "--reason", "Mine")
