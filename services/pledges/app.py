@@ -16,6 +16,7 @@ from services.pledges.internal.endpoints import writes as internal_writes
 from services.pledges.models import IdempotencyRecord, InboxEvent
 from services.pledges.pledges.endpoints import reads as pledge_reads
 from services.pledges.pledges.endpoints import router as pledge_writes
+from services.pledges.pledges.endpoints import units as pledge_units
 from services.pledges.runtime import pledges_runtime
 from services.pledges.webhooks.endpoints import router as webhooks_router
 from shared.app import create_service_app
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Pledges service",
         description=DESCRIPTION,
         settings=settings,
-        routers=[pledge_writes, pledge_reads, webhooks_router],
+        routers=[pledge_writes, pledge_reads, pledge_units, webhooks_router],
         internal_routers=[
             internal_reads,
             internal_writes,

@@ -1,8 +1,8 @@
 """Public pledge routes under ``/v1/pledges`` (a bearer token on every route).
 
-Routes that call other services or Stripe run without a request-wide transaction: the saga opens a short
-transaction per step and never holds one (or a pooled connection) while a call is in flight. Plain reads use
-the unit of work on a read session.
+Routes that drive the saga run without a request-wide transaction: the saga opens a short transaction per step
+and never holds one (or a pooled connection) while a call is in flight. Plain reads use the unit of work on a
+read session; accepting new terms (one write after one call) uses it on a write session.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
 
 router = APIRouter(prefix="/v1/pledges", tags=["pledges"])
 reads = APIRouter(prefix="/v1/pledges", tags=["pledges"], route_class=UnitOfWorkRoute)
+# Writes that are one short transaction after their calls: the request's unit of work, committed before the
+# response (a session's transaction begins at its first statement, so none is open during a call).
+units = APIRouter(prefix="/v1/pledges", tags=["pledges"], route_class=UnitOfWorkRoute)
 
 
 @router.post(
@@ -172,7 +175,7 @@ async def update_pledge_payment_method(
     return await pledge_service.update_payment_method(runtime, principal, pledge_id, data.payment_method)
 
 
-@router.post(
+@units.post(
     "/{pledge_id}/accept-terms",
     response_model=schemas.Pledge,
     responses=problem_responses(401, 403, 404, 409, 503),
@@ -182,10 +185,11 @@ async def accept_new_terms(
     data: schemas.TermsAcceptance,
     principal: Principal = Depends(require_backer),
     runtime: Runtime = Depends(get_runtime),
+    session: AsyncSession = Depends(get_session),
 ) -> schemas.Pledge:
     """Accept the new version of your tier's terms after a material change. A new immutable snapshot is kept
     next to the earlier ones."""
-    return await pledge_service.accept_terms(runtime, principal, pledge_id, data.version)
+    return await pledge_service.accept_terms(runtime, session, principal, pledge_id, data.version)
 
 
 @router.post(

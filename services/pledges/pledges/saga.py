@@ -147,6 +147,25 @@ class PledgeSaga:
         for key, value in values.items():
             setattr(pledge, key, value)
 
+    async def claim(
+        self,
+        pledge_id: uuid.UUID,
+        statuses: frozenset[PledgeStatus] | set[PledgeStatus],
+        values: dict[str, Any] | None = None,
+    ) -> Pledge | None:
+        """Take the pledge's lease (if it is in one of ``statuses`` and its lease is free), applying ``values``;
+        None if somebody else holds it or it moved on."""
+        async with self.runtime.db.write_sessions() as session:
+            repository = PledgeRepository(session)
+            claimed = await repository.claim(
+                pledge_id, statuses=statuses, token=uuid.uuid4(), now=utcnow(), lease=self.lease, values=values
+            )
+            if not claimed:
+                return None
+            pledge = await repository.fresh(pledge_id)
+            await session.commit()
+        return pledge
+
     async def release_lease(self, pledge: Pledge, *, retry_in: float = 0.0) -> None:
         """Give the pledge back (after an upstream failure) so a retry or the sweeper resumes it."""
         now = utcnow()

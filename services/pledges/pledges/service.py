@@ -276,22 +276,7 @@ class PledgeService:
         statuses: frozenset[PledgeStatus] | set[PledgeStatus],
         values: dict[str, Any] | None = None,
     ) -> Pledge | None:
-        token = uuid.uuid4()
-        async with runtime.db.write_sessions() as session:
-            repository = PledgeRepository(session)
-            claimed = await repository.claim(
-                pledge_id,
-                statuses=statuses,
-                token=token,
-                now=utcnow(),
-                lease=timedelta(seconds=runtime.settings.saga_lease_seconds),
-                values=values,
-            )
-            if not claimed:
-                return None
-            pledge = await repository.fresh(pledge_id)
-            await session.commit()
-        return pledge
+        return await PledgeSaga(runtime).claim(pledge_id, statuses, values)
 
     async def drive_claimed(self, runtime: Runtime, pledge: Pledge) -> Pledge:
         """Drive a pledge whose lease the caller holds (503 / 409 problems when it cannot finish now)."""
@@ -513,8 +498,10 @@ class PledgeService:
             raise exceptions.NoConsentRequested("The window to answer this change of terms has closed.")
 
     async def accept_terms(
-        self, runtime: Runtime, principal: Principal, pledge_id: uuid.UUID, version: int
+        self, runtime: Runtime, session: AsyncSession, principal: Principal, pledge_id: uuid.UUID, version: int
     ) -> schemas.Pledge:
+        """Take the new terms (a new snapshot beside the earlier ones). ``session`` is the request's write unit of
+        work: its transaction begins at its first statement, after the campaigns call."""
         pledge = await self._own(runtime, principal, pledge_id)
         if pledge.consent_status is ConsentStatus.ACCEPTED and pledge.terms_version == version:
             return await self.load_presented(runtime, pledge)
@@ -537,34 +524,33 @@ class PledgeService:
                 "The pledge's amount does not cover the new terms (price or shipping); withdraw instead."
             )
         now = utcnow()
-        async with runtime.db.write_sessions() as session:
-            repository = PledgeRepository(session)
-            current = await repository.locked(pledge.id)
-            if (
-                current is None
-                or current.consent_status is not ConsentStatus.REQUESTED
-                or current.consent_version != version
-            ):
-                raise exceptions.NoConsentRequested()
-            current.terms_version = version
-            current.tier_price_amount = terms.price_amount
-            current.shipping_amount = shipping
-            current.bonus_amount = current.total_amount - terms.price_amount - shipping
-            current.consent_status = ConsentStatus.ACCEPTED
-            current.updated_at = now
-            await repository.add_terms(
-                PledgeTerms(
-                    id=uuid.uuid4(),
-                    pledge_id=pledge.id,
-                    version=version,
-                    content_hash=terms.content_hash,
-                    content=terms.content,
-                    accepted_at=now,
-                )
+        repository = PledgeRepository(session)
+        current = await repository.locked(pledge.id)
+        if (
+            current is None
+            or current.consent_status is not ConsentStatus.REQUESTED
+            or current.consent_version != version
+        ):
+            raise exceptions.NoConsentRequested()
+        current.terms_version = version
+        current.tier_price_amount = terms.price_amount
+        current.shipping_amount = shipping
+        current.bonus_amount = current.total_amount - terms.price_amount - shipping
+        current.consent_status = ConsentStatus.ACCEPTED
+        current.updated_at = now
+        await repository.add_terms(
+            PledgeTerms(
+                id=uuid.uuid4(),
+                pledge_id=pledge.id,
+                version=version,
+                content_hash=terms.content_hash,
+                content=terms.content,
+                accepted_at=now,
             )
-            await session.commit()
-            log.info("pledge.terms_accepted", pledge_id=str(pledge.id), version=version)
-            return await self.present_from(session, current)
+        )
+        await session.flush()  # the answer reads the new snapshot back; the route's unit of work commits it
+        log.info("pledge.terms_accepted", pledge_id=str(pledge.id), version=version)
+        return await self.present_from(session, current)
 
     async def update_payment_method(
         self, runtime: Runtime, principal: Principal, pledge_id: uuid.UUID, payment_method: str

@@ -7,12 +7,14 @@ import orjson
 import stripe
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pledges.runtime import Runtime, get_runtime
 from services.pledges.webhooks.service import webhook_service
 from shared.errors import BadRequest, problem_responses
+from shared.unit_of_work import UnitOfWorkRoute, get_session
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], route_class=UnitOfWorkRoute)
 
 
 class WebhookReceipt(BaseModel):
@@ -24,7 +26,9 @@ class InvalidSignature(BadRequest):
 
 
 @router.post("/v1/webhooks/stripe/pledges", response_model=WebhookReceipt, responses=problem_responses(400))
-async def receive_stripe_webhook_pledges(request: Request, runtime: Runtime = Depends(get_runtime)) -> WebhookReceipt:
+async def receive_stripe_webhook_pledges(
+    request: Request, runtime: Runtime = Depends(get_runtime), session: AsyncSession = Depends(get_session)
+) -> WebhookReceipt:
     """Stripe webhook endpoint (payment_intent.*, setup_intent.*, charge.refunded, charge.dispute.*, refund.*).
     Authenticated by the `Stripe-Signature` header; other event types are acknowledged and ignored."""
     payload = await request.body()
@@ -42,4 +46,4 @@ async def receive_stripe_webhook_pledges(request: Request, runtime: Runtime = De
         raise InvalidSignature("The Stripe-Signature header does not match the payload.") from exc
     if not isinstance(event, dict) or "id" not in event or "type" not in event:
         raise InvalidSignature("The payload is not a Stripe event.")
-    return WebhookReceipt(status=await webhook_service.receive(runtime.db, event))
+    return WebhookReceipt(status=await webhook_service.receive(session, event))

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pledges.models import Pledge, PledgePayment, PledgeRefund, RefundStatus, StripeEvent
 from services.pledges.pledges.repository import PledgeRepository, RefundRepository, refresh_refund_totals
-from shared.db import Database, insert_for, utcnow
+from shared.db import insert_for, utcnow
 
 log = structlog.get_logger("pledges.webhooks")
 
@@ -62,86 +62,76 @@ def newer(event_at: datetime, rank: int, seen_at: datetime | None, seen_rank: in
 
 
 class WebhookService:
-    async def receive(self, db: Database, event: dict[str, Any]) -> str:
+    async def receive(self, session: AsyncSession, event: dict[str, Any]) -> str:
         """Store the event (once) and process it. Returns `accepted`, `duplicate` or `ignored`.
 
-        The insert and the processing share one transaction (one commit per delivery); if processing fails,
-        a savepoint undoes it and the event stays stored, unprocessed, for the worker to retry."""
+        The insert and the processing share the request's transaction (one commit per delivery); if processing
+        fails, a savepoint undoes it and the event stays stored, unprocessed, for the worker to retry."""
         event_type = str(event.get("type"))
         if event_type not in HANDLED_EVENTS:
             return "ignored"
         event_id = str(event["id"])
         created_at = datetime.fromtimestamp(int(event.get("created") or 0), UTC)
         now = utcnow()
-        async with db.write_sessions() as session:
-            insert = insert_for(session)
-            result = await session.execute(
-                insert(StripeEvent)
-                .values(
-                    id=event_id,
-                    type=event_type,
-                    stripe_created_at=created_at,
-                    payload=event,
-                    received_at=now,
-                    processed_at=None,
-                    attempts=0,
-                )
-                .on_conflict_do_nothing(index_elements=["id"])
+        insert = insert_for(session)
+        result = await session.execute(
+            insert(StripeEvent)
+            .values(
+                id=event_id,
+                type=event_type,
+                stripe_created_at=created_at,
+                payload=event,
+                received_at=now,
+                processed_at=None,
+                attempts=0,
             )
-            if result.rowcount != 1:
-                return "duplicate"
-            try:
-                async with session.begin_nested():
-                    await self._apply(session, event_type, event, created_at)
-                    await session.execute(
-                        update(StripeEvent).where(StripeEvent.id == event_id).values(processed_at=now, attempts=1)
-                    )
-            except Exception as exc:
-                log.exception("webhook.processing_failed", event_id=event_id)
-                await session.execute(
-                    update(StripeEvent)
-                    .where(StripeEvent.id == event_id)
-                    .values(attempts=1, last_error=type(exc).__name__)
-                )
-            await session.commit()
-        return "accepted"
-
-    async def process(self, db: Database, event_id: str) -> bool:
-        """Apply one stored event and mark it handled; on failure record the error and leave it for later."""
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        if result.rowcount != 1:
+            return "duplicate"
         try:
-            async with db.write_sessions() as session:
-                row = (
-                    await session.execute(
-                        select(StripeEvent).where(StripeEvent.id == event_id, StripeEvent.processed_at.is_(None))
-                    )
-                ).scalar_one_or_none()
-                if row is None:
-                    return False
-                await self._apply(session, row.type, row.payload, row.stripe_created_at)
-                row.processed_at = utcnow()
-                row.attempts += 1
-                await session.commit()
-                return True
+            async with session.begin_nested():
+                await self._apply(session, event_type, event, created_at)
+                await session.execute(
+                    update(StripeEvent).where(StripeEvent.id == event_id).values(processed_at=now, attempts=1)
+                )
         except Exception as exc:
             log.exception("webhook.processing_failed", event_id=event_id)
-            async with db.write_sessions() as session:
-                await session.execute(
-                    update(StripeEvent)
-                    .where(StripeEvent.id == event_id)
-                    .values(attempts=StripeEvent.attempts + 1, last_error=type(exc).__name__)
-                )
-                await session.commit()
-            return False
-
-    async def pending(self, db: Database, limit: int, older_than: datetime) -> list[str]:
-        async with db.read_sessions() as session:
-            statement = (
-                select(StripeEvent.id)
-                .where(StripeEvent.processed_at.is_(None), StripeEvent.received_at < older_than)
-                .order_by(StripeEvent.received_at)
-                .limit(limit)
+            await session.execute(
+                update(StripeEvent).where(StripeEvent.id == event_id).values(attempts=1, last_error=type(exc).__name__)
             )
-            return list((await session.execute(statement)).scalars())
+        return "accepted"
+
+    async def process(self, session: AsyncSession, event_id: str) -> bool:
+        """Apply one stored event and mark it handled (False if it was handled meanwhile). The caller owns the
+        transaction; if this raises, it rolls back and records the failure with ``record_failure``."""
+        row = (
+            await session.execute(
+                select(StripeEvent).where(StripeEvent.id == event_id, StripeEvent.processed_at.is_(None))
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            return False
+        await self._apply(session, row.type, row.payload, row.stripe_created_at)
+        row.processed_at = utcnow()
+        row.attempts += 1
+        return True
+
+    async def record_failure(self, session: AsyncSession, event_id: str, error: Exception) -> None:
+        await session.execute(
+            update(StripeEvent)
+            .where(StripeEvent.id == event_id)
+            .values(attempts=StripeEvent.attempts + 1, last_error=type(error).__name__)
+        )
+
+    async def pending(self, session: AsyncSession, limit: int, older_than: datetime) -> list[str]:
+        statement = (
+            select(StripeEvent.id)
+            .where(StripeEvent.processed_at.is_(None), StripeEvent.received_at < older_than)
+            .order_by(StripeEvent.received_at)
+            .limit(limit)
+        )
+        return list((await session.execute(statement)).scalars())
 
     async def _apply(self, session: AsyncSession, event_type: str, event: dict[str, Any], event_at: datetime) -> None:
         obj: dict[str, Any] = (event.get("data") or {}).get("object") or {}

@@ -207,9 +207,24 @@ class PledgeWorker:
 
     async def process_events(self) -> int:
         older_than = utcnow() - timedelta(seconds=EVENT_RETRY_AFTER_SECONDS)
+        async with self.runtime.db.read_sessions() as session:
+            event_ids = await webhook_service.pending(session, self.runtime.settings.worker_batch_size, older_than)
         processed = 0
-        for event_id in await webhook_service.pending(
-            self.runtime.db, self.runtime.settings.worker_batch_size, older_than
-        ):
-            processed += int(await webhook_service.process(self.runtime.db, event_id))
+        for event_id in event_ids:
+            processed += int(await self.process_event(event_id))
         return processed
+
+    async def process_event(self, event_id: str) -> bool:
+        """One stored Stripe event in its own transaction; a failure is recorded on the event in another."""
+        db = self.runtime.db
+        try:
+            async with db.write_sessions() as session:
+                processed = await webhook_service.process(session, event_id)
+                await session.commit()
+            return processed
+        except Exception as exc:
+            log.exception("webhook.processing_failed", event_id=event_id)
+            async with db.write_sessions() as session:
+                await webhook_service.record_failure(session, event_id, exc)
+                await session.commit()
+            return False

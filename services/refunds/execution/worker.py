@@ -399,8 +399,17 @@ class RefundWorker:
             await session.commit()
         if canceled:
             log.info("refund.batch.leftovers_canceled", items=canceled)
-        await stripe_event_service.process_pending(self.db)
+        await self._apply_deferred_events()
         await self._recheck_pending()
+
+    async def _apply_deferred_events(self) -> None:
+        """Apply inbox events that could not be applied on receipt, one short transaction each."""
+        async with self.db.read_sessions() as session:
+            event_ids = await stripe_event_service.unprocessed(session)
+        for event_id in event_ids:
+            async with self.db.write_sessions() as session:
+                await stripe_event_service.apply_stored(session, event_id)
+                await session.commit()
 
     async def _recheck_pending(self) -> None:
         """Ask Stripe about refunds pending for long: webhooks are the fast path, not the only one."""

@@ -56,7 +56,11 @@ async def get_refund_batch_report(
     operators, and the creator of a single refund for their own. Every download is audited."""
     batch = await refund_batch_service.get(session, principal, batch_id)
     csv_wanted = _wants_csv(request, fmt)
-    await report_service.record_download(db, principal, batch.id, "csv" if csv_wanted else "json")
+    # The request's session is a read session (GET): the audit row gets its own short write transaction,
+    # committed before the first byte of the report leaves.
+    async with db.write_sessions() as audit_session:
+        await report_service.record_download(audit_session, principal, batch.id, "csv" if csv_wanted else "json")
+        await audit_session.commit()
     if csv_wanted:
         return StreamingResponse(
             report_service.csv_chunks(db, batch.id),

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import ServerSentEvent
 
 from services.refunds.batches import schemas
@@ -51,14 +52,10 @@ def report_line(item: RefundItem) -> dict[str, Any]:
 
 
 class ReportService:
-    async def record_download(self, db: Database, principal: Principal, batch_id: uuid.UUID, fmt: str) -> None:
-        """Reports carry backer data: every download is audited, in its own short write transaction committed
-        before the first byte leaves."""
-        async with db.write_sessions() as session:
-            await refund_batch_service.audit(
-                session, batch_id, AuditAction.REPORT_DOWNLOADED, principal, {"format": fmt}
-            )
-            await session.commit()
+    async def record_download(self, session: AsyncSession, principal: Principal, batch_id: uuid.UUID, fmt: str) -> None:
+        """Reports carry backer data: every download is audited (the caller commits it before the first byte
+        leaves)."""
+        await refund_batch_service.audit(session, batch_id, AuditAction.REPORT_DOWNLOADED, principal, {"format": fmt})
 
     async def csv_chunks(self, db: Database, batch_id: uuid.UUID) -> AsyncIterator[bytes]:
         buffer = io.StringIO()

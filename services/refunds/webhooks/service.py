@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.refunds.batches.repository import LedgerRepository
 from services.refunds.batches.service import refund_batch_service
 from services.refunds.models import AuditAction, ItemStatus, RefundItem, StripeEvent
-from shared.db import Database, insert_for, utcnow
+from shared.db import insert_for, utcnow
 from shared.errors import BadRequest, ServiceUnavailable
 
 log = structlog.get_logger("refunds.webhooks")
@@ -141,30 +141,25 @@ class StripeEventService:
         await session.execute(update(RefundItem).where(RefundItem.id == item.id).values(**values))
         return f"item_{values['status'].value}"
 
-    async def process_pending(self, db: Database, limit: int = 100) -> int:
-        """Apply inbox events that could not be applied on receipt. Returns how many were applied."""
-        async with db.read_sessions() as session:
-            rows = (
-                await session.execute(
-                    select(StripeEvent.id)
-                    .where(StripeEvent.processed_at.is_(None))
-                    .order_by(StripeEvent.received_at)
-                    .limit(limit)
-                )
-            ).scalars()
-            event_ids = list(rows)
-        applied = 0
-        for event_id in event_ids:
-            async with db.write_sessions() as session:
-                event = await session.get(StripeEvent, event_id)
-                if event is None or event.processed_at is not None:
-                    continue
-                outcome = await self.apply(session, event.payload)
-                await self._mark(session, event_id, outcome)
-                await session.commit()
-            if outcome != DEFERRED:
-                applied += 1
-        return applied
+    async def unprocessed(self, session: AsyncSession, limit: int = 100) -> list[str]:
+        """Inbox events not applied yet (deferred on receipt), oldest first."""
+        rows = await session.execute(
+            select(StripeEvent.id)
+            .where(StripeEvent.processed_at.is_(None))
+            .order_by(StripeEvent.received_at)
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def apply_stored(self, session: AsyncSession, event_id: str) -> str | None:
+        """Apply one stored event and mark it; None if it was applied meanwhile. The caller owns the
+        transaction (the workers' housekeeping commits each event on its own)."""
+        event = await session.get(StripeEvent, event_id)
+        if event is None or event.processed_at is not None:
+            return None
+        outcome = await self.apply(session, event.payload)
+        await self._mark(session, event_id, outcome)
+        return outcome
 
 
 stripe_event_service = StripeEventService()
