@@ -17,9 +17,24 @@ from services.campaigns.dependencies import get_settings
 from services.campaigns.models import ReservationStatus
 from services.campaigns.reservations import schemas
 from services.campaigns.reservations.service import reservation_service
+from services.campaigns.reservations.transactions import one_statement_per_transaction
 from shared.auth import require_service
 from shared.errors import problem_responses
 from shared.unit_of_work import UnitOfWorkRoute, get_session
+
+
+async def get_capacity_session(session: AsyncSession = Depends(get_session)) -> AsyncSession:
+    """The request's session for a capacity change: each statement its own transaction on PostgreSQL."""
+    await one_statement_per_transaction(session)
+    return session
+
+
+def reservation_response(reservation: object, status_code: int = status.HTTP_200_OK) -> Response:
+    """Serialized once by pydantic (the declared `response_model` still documents it): these routes are
+    on every pledge's path."""
+    body = schemas.Reservation.model_validate(reservation).model_dump_json()
+    return Response(body, status_code=status_code, media_type="application/json")
+
 
 router = APIRouter(prefix="/campaigns", route_class=UnitOfWorkRoute, dependencies=[Depends(require_service)])
 
@@ -51,19 +66,16 @@ async def get_campaign_totals(
 async def reserve_capacity(
     campaign_id: uuid.UUID,
     data: schemas.ReservationCreate,
-    response: Response,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_capacity_session),
     settings: Settings = Depends(get_settings),
-) -> schemas.Reservation:
+) -> Response:
     """Hold capacity for a pledge: checks atomically that the campaign is live and before its deadline,
     that the terms version is current (409 `terms_changed` with `current_version`), the tier's quantity
     (409 `tier_sold_out`), the per-backer limit (409 `backer_limit_reached`) and the cap, counting pending
     reservations (409 `cap_reached`). 201 when created; 200 with the existing reservation when the same
     pledge id is sent again with the same fields (409 `pledge_id_reused` if they differ)."""
     reservation, created = await reservation_service.reserve(session, campaign_id, data, settings)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return schemas.Reservation.model_validate(reservation)
+    return reservation_response(reservation, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 @router.get(
@@ -106,12 +118,12 @@ async def get_reservation(
     responses=problem_responses(401, 403, 404, 409),
 )
 async def confirm_reservation(
-    campaign_id: uuid.UUID, pledge_id: uuid.UUID, session: AsyncSession = Depends(get_session)
-) -> schemas.Reservation:
+    campaign_id: uuid.UUID, pledge_id: uuid.UUID, session: AsyncSession = Depends(get_capacity_session)
+) -> Response:
     """Confirm a pending reservation once payment succeeded (or the card was saved): its amount becomes
     committed. Idempotent. 409 `reservation_expired` / `reservation_released` if it is no longer pending,
     409 `campaign_not_accepting_pledges` if the campaign was suspended or closed meanwhile."""
-    return schemas.Reservation.model_validate(await reservation_service.confirm(session, campaign_id, pledge_id))
+    return reservation_response(await reservation_service.confirm(session, campaign_id, pledge_id))
 
 
 @router.post(
@@ -123,12 +135,10 @@ async def release_reservation(
     campaign_id: uuid.UUID,
     pledge_id: uuid.UUID,
     data: schemas.ReservationRelease | None = None,
-    session: AsyncSession = Depends(get_session),
-) -> schemas.Reservation:
+    session: AsyncSession = Depends(get_capacity_session),
+) -> Response:
     """Give a pledge's capacity back (payment declined, pledge canceled or dropped). Works on pending and
     confirmed reservations, also after the campaign closed; releasing again is harmless. 404 when no
     reservation exists for the pledge (nothing to release)."""
     reason = data.reason if data else "released"
-    return schemas.Reservation.model_validate(
-        await reservation_service.release(session, campaign_id, pledge_id, reason)
-    )
+    return reservation_response(await reservation_service.release(session, campaign_id, pledge_id, reason))

@@ -1,16 +1,19 @@
 """Reservations: the pledges service holds capacity before it takes payment, then confirms or releases it.
 
-All checks and increments of one call happen in the request's single transaction; a refusal raises, and the
-unit of work rolls back every increment made before it. No lock is held across a network call: the pledges
-service calls Stripe between ``reserve`` and ``confirm``, each a separate short transaction here.
+Every change of capacity is one atomic, conditional write (one statement on PostgreSQL; a few in the request's
+exclusive transaction on SQLite, rolled back on a refusal): see ``repository.py``. The reads before it
+(terms, a repeat of the pledge id) take no lock. No lock is held across a network call: the pledges service
+calls Stripe between ``reserve`` and ``confirm``, each a separate short transaction here.
 """
 
 from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import orjson
 import structlog
@@ -20,7 +23,7 @@ from services.campaigns.campaigns.exceptions import CampaignNotFound
 from services.campaigns.campaigns.repository import CampaignRepository
 from services.campaigns.config import Settings
 from services.campaigns.lifecycle import capabilities
-from services.campaigns.models import Campaign, Reservation, ReservationStatus, Tier
+from services.campaigns.models import CampaignStatus, Reservation, ReservationStatus
 from services.campaigns.reservations import schemas
 from services.campaigns.reservations.exceptions import (
     AmountBelowMinimum,
@@ -36,9 +39,13 @@ from services.campaigns.reservations.exceptions import (
     TermsChanged,
     TierSoldOut,
 )
-from services.campaigns.reservations.repository import CapacityRepository, ReservationRepository
+from services.campaigns.reservations.repository import (
+    CapacityRepository,
+    ReservationRepository,
+    ReservationTerms,
+    ReserveRefusal,
+)
 from services.campaigns.tiers.exceptions import TierNotFound
-from services.campaigns.tiers.repository import TierRepository, TierVersionRepository
 from shared.db import utcnow
 from shared.errors import UnprocessableContent
 
@@ -55,170 +62,167 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise UnprocessableContent("The cursor is not one this list returned.", code="invalid_cursor") from exc
 
 
+# A reservation as the routes return it: a Core row on the hot path, an ORM object elsewhere (same attributes).
+ReservationRow = Any
+
 # Logs name ids and outcomes only: never a campaign total, which the disclosure policy may hide.
 log = structlog.get_logger("campaigns.reservations")
 
 
-def _same_request(reservation: Reservation, campaign_id: uuid.UUID, data: schemas.ReservationCreate) -> bool:
+def _same_request(existing: Mapping[str, Any], campaign_id: uuid.UUID, data: schemas.ReservationCreate) -> bool:
     return (
-        reservation.campaign_id == campaign_id
-        and reservation.tier_id == data.tier_id
-        and reservation.tier_version == data.tier_version
-        and reservation.backer_id == data.backer_id
-        and reservation.amount == data.amount
-        and reservation.currency == data.currency
-        and reservation.shipping_region == data.shipping_region
+        existing["campaign_id"] == campaign_id
+        and existing["tier_id"] == data.tier_id
+        and existing["tier_version"] == data.tier_version
+        and existing["backer_id"] == data.backer_id
+        and existing["amount"] == data.amount
+        and existing["currency"] == data.currency
+        and existing["shipping_region"] == data.shipping_region
     )
+
+
+def _check_terms(terms: ReservationTerms, data: schemas.ReservationCreate) -> None:
+    """What the pledge must satisfy in the terms themselves: currency, version, shipping, minimum amount."""
+    if data.currency != terms.currency:
+        raise CurrencyMismatch()
+    if terms.price_amount is None or terms.current_version != data.tier_version:
+        assert terms.current_version is not None
+        raise TermsChanged(terms.current_version)
+    shipping_amount = 0
+    if terms.shipping:
+        rates = {rate["region"]: int(rate["shipping_amount"]) for rate in terms.shipping}
+        if data.shipping_region not in rates:
+            raise ShippingRegionUnavailable()
+        shipping_amount = rates[data.shipping_region]
+    if data.amount < terms.price_amount + shipping_amount:
+        raise AmountBelowMinimum()
+
+
+def _refusal(refusal: ReserveRefusal) -> Exception:
+    match refusal.reason:
+        case "not_accepting":
+            return CampaignNotAcceptingPledges()
+        case "terms" if refusal.current_version is not None:
+            return TermsChanged(refusal.current_version)
+        case "tier_quantity":
+            return TierSoldOut()
+        case "backer_limit":
+            return BackerLimitReached()
+        case _:
+            return CapReached()
 
 
 class ReservationService:
     async def reserve(
         self, session: AsyncSession, campaign_id: uuid.UUID, data: schemas.ReservationCreate, settings: Settings
-    ) -> tuple[Reservation, bool]:
-        """Returns the reservation and whether this call created it (False: an idempotent repeat)."""
+    ) -> tuple[ReservationRow, bool]:
+        """Returns the reservation and whether this call created it (False: an idempotent repeat).
+
+        One read (terms, and a reservation already made with this pledge id), the checks of the terms, then
+        one conditional write that holds the capacity (see the repository)."""
         now = utcnow()
-        campaign = await CampaignRepository(session).get(campaign_id)
-        if campaign is None:
-            raise CampaignNotFound(campaign_id)
-        tier = await TierRepository(session).get_in_campaign(campaign_id, data.tier_id)
-        if tier is None:
-            raise TierNotFound(data.tier_id)
-
-        reservations = ReservationRepository(session)
-        inserted = await reservations.insert_pending(
-            {
-                "id": data.pledge_id,
-                "campaign_id": campaign_id,
-                "tier_id": data.tier_id,
-                "tier_version": data.tier_version,
-                "backer_id": data.backer_id,
-                "amount": data.amount,
-                "currency": data.currency,
-                "shipping_region": data.shipping_region,
-                "status": ReservationStatus.PENDING,
-                "expires_at": now + timedelta(seconds=settings.reservation_ttl_seconds),
-                "created_at": now,
-            }
+        terms = await ReservationRepository(session).terms(
+            campaign_id=campaign_id,
+            tier_id=data.tier_id,
+            tier_version=data.tier_version,
+            pledge_id=data.pledge_id,
+            backer_id=data.backer_id,
         )
-        if not inserted:
-            existing = await reservations.get_fresh(data.pledge_id)
-            if existing is None or not _same_request(existing, campaign_id, data):
-                raise PledgeIdReused()
-            return existing, False
-
-        await self._check_terms(session, campaign, tier, data)
+        if terms is None:
+            raise CampaignNotFound(campaign_id)
+        if terms.tier_id is None:
+            raise TierNotFound(data.tier_id)
+        if terms.existing is not None:
+            return self._repeat(terms.existing, campaign_id, data), False
+        _check_terms(terms, data)
+        values = {
+            "id": data.pledge_id,
+            "campaign_id": campaign_id,
+            "tier_id": data.tier_id,
+            "tier_version": data.tier_version,
+            "backer_id": data.backer_id,
+            "amount": data.amount,
+            "currency": data.currency,
+            "shipping_region": data.shipping_region,
+            "expires_at": now + timedelta(seconds=settings.reservation_ttl_seconds),
+            "created_at": now,
+        }
         capacity = CapacityRepository(session)
-        if not await capacity.hold_campaign_amount(campaign_id, data.amount, now):
-            if not await capacity.campaign_accepts(campaign_id, now):
-                raise CampaignNotAcceptingPledges()
-            raise CapReached()
-        if not await capacity.hold_tier_unit(tier.id, data.tier_version):
-            current = await capacity.current_tier_version(tier.id)
-            if current is not None and current != data.tier_version:
-                raise TermsChanged(current)
-            raise TierSoldOut()
-        if not await capacity.hold_backer_unit(tier.id, data.backer_id, tier.per_backer_limit):
-            raise BackerLimitReached()
-
-        reservation = await reservations.get_fresh(data.pledge_id)
-        assert reservation is not None
+        try:
+            outcome = await capacity.reserve(values, per_backer_limit=terms.per_backer_limit)
+        except ReserveRefusal as refusal:
+            raise _refusal(refusal) from None
+        if outcome.reservation is None:  # the same pledge id, sent concurrently: the first one won
+            existing = await capacity.get_existing(data.pledge_id)
+            if existing is None:
+                raise PledgeIdReused()
+            return self._repeat(existing._mapping, campaign_id, data), False
         log.info("reservation.reserved", campaign_id=str(campaign_id), pledge_id=str(data.pledge_id))
-        return reservation, True
+        return outcome.reservation, True
 
-    async def _check_terms(
-        self, session: AsyncSession, campaign: Campaign, tier: Tier, data: schemas.ReservationCreate
-    ) -> None:
-        """What the pledge must satisfy in the terms themselves: currency, version, shipping, minimum amount."""
-        if data.currency != campaign.currency:
-            raise CurrencyMismatch()
-        version = await TierVersionRepository(session).get_version(data.tier_id, data.tier_version)
-        if version is None or tier.current_version != data.tier_version:
-            raise TermsChanged(tier.current_version)
-        shipping_amount = 0
-        if version.shipping:
-            rates = {rate["region"]: int(rate["shipping_amount"]) for rate in version.shipping}
-            if data.shipping_region not in rates:
-                raise ShippingRegionUnavailable()
-            shipping_amount = rates[data.shipping_region]
-        if data.amount < version.price_amount + shipping_amount:
-            raise AmountBelowMinimum()
+    @staticmethod
+    def _repeat(existing: Mapping[str, Any], campaign_id: uuid.UUID, data: schemas.ReservationCreate) -> Any:
+        if not _same_request(existing, campaign_id, data):
+            raise PledgeIdReused()
+        return SimpleNamespace(**existing)
 
-    async def _own(self, session: AsyncSession, campaign_id: uuid.UUID, pledge_id: uuid.UUID) -> Reservation:
-        reservation = await ReservationRepository(session).get_fresh(pledge_id, lock=True)
+    async def confirm(self, session: AsyncSession, campaign_id: uuid.UUID, pledge_id: uuid.UUID) -> ReservationRow:
+        """Pending -> confirmed: the amount moves from reserved to committed. Repeating it is harmless."""
+        now = utcnow()
+        confirmed = await CapacityRepository(session).confirm(campaign_id, pledge_id, now)
+        if confirmed is not None:
+            log.info("reservation.confirmed", campaign_id=str(campaign_id), pledge_id=str(pledge_id))
+            return confirmed
+        # Nothing changed: say why, from the reservation and the campaign as they are now.
+        reservation = await self._own(session, campaign_id, pledge_id)
+        if reservation.status == ReservationStatus.CONFIRMED:
+            return reservation
+        if reservation.status != ReservationStatus.PENDING:
+            raise ReservationNotPending(reservation.status)
+        if reservation.expires_at <= now:
+            raise ReservationExpired()
+        campaign = await CampaignRepository(session).get(campaign_id)
+        if campaign is None or campaign.status is not CampaignStatus.LIVE:
+            raise CampaignNotAcceptingPledges()
+        raise ReservationNotPending(ReservationStatus.PENDING)  # changed by another call in between: retry
+
+    async def _own(self, session: AsyncSession, campaign_id: uuid.UUID, pledge_id: uuid.UUID) -> ReservationRow:
+        reservation = await ReservationRepository(session).get_row(pledge_id)
         if reservation is None or reservation.campaign_id != campaign_id:
             raise ReservationNotFound()
         return reservation
 
-    async def confirm(self, session: AsyncSession, campaign_id: uuid.UUID, pledge_id: uuid.UUID) -> Reservation:
-        """Pending -> confirmed: the amount moves from reserved to committed. Repeating it is harmless."""
-        now = utcnow()
-        reservation = await self._own(session, campaign_id, pledge_id)
-        if reservation.status is ReservationStatus.CONFIRMED:
-            return reservation
-        if reservation.status is not ReservationStatus.PENDING:
-            raise ReservationNotPending(reservation.status)
-        if reservation.expires_at <= now:
-            raise ReservationExpired()
-        reservations = ReservationRepository(session)
-        capacity = CapacityRepository(session)
-        if not await reservations.set_status(
-            pledge_id,
-            expected=ReservationStatus.PENDING,
-            status=ReservationStatus.CONFIRMED,
-            values={"confirmed_at": now},
-        ):
-            raise ReservationNotPending(ReservationStatus.PENDING)  # unreachable: the row is locked
-        if not await capacity.commit_campaign_amount(campaign_id, reservation.amount):
-            raise CampaignNotAcceptingPledges()
-        await capacity.commit_tier_unit(reservation.tier_id)
-        log.info("reservation.confirmed", campaign_id=str(campaign_id), pledge_id=str(pledge_id))
-        confirmed = await reservations.get_fresh(pledge_id)
-        assert confirmed is not None
-        return confirmed
-
     async def release(
         self, session: AsyncSession, campaign_id: uuid.UUID, pledge_id: uuid.UUID, reason: str
-    ) -> Reservation:
+    ) -> ReservationRow:
         """Pending or confirmed -> released, giving the capacity back. Releasing twice is harmless. A
         confirmed reservation can be released after the close too (a pledge dropped after a failed charge)."""
-        reservation = await self._own(session, campaign_id, pledge_id)
-        if reservation.status in (ReservationStatus.RELEASED, ReservationStatus.EXPIRED):
-            return reservation
-        await self._give_back(session, reservation, ReservationStatus.RELEASED, reason)
-        log.info("reservation.released", campaign_id=str(campaign_id), pledge_id=str(pledge_id), reason=reason)
-        released = await ReservationRepository(session).get_fresh(pledge_id)
-        assert released is not None
-        return released
+        released = await CapacityRepository(session).release(campaign_id, pledge_id, reason, utcnow())
+        if released is not None:
+            log.info("reservation.released", campaign_id=str(campaign_id), pledge_id=str(pledge_id), reason=reason)
+            return released
+        # Already released or expired (or unknown): the reservation as it is.
+        return await self._own(session, campaign_id, pledge_id)
 
-    async def _give_back(
-        self, session: AsyncSession, reservation: Reservation, status: ReservationStatus, reason: str
-    ) -> bool:
-        now = utcnow()
-        previous = reservation.status
-        changed = await ReservationRepository(session).set_status(
-            reservation.id,
-            expected=previous,
-            status=status,
-            values={"released_at": now, "release_reason": reason},
-            expires_before=now if status is ReservationStatus.EXPIRED else None,
-        )
-        if not changed:
+    async def expire_one(self, session: AsyncSession, pledge_id: uuid.UUID) -> bool:
+        """The sweeper's step for one reservation: pending past its expiry -> expired, capacity given back.
+        A compare-and-set on the status, so two replicas sweeping at once never release one twice."""
+        expired = await CapacityRepository(session).expire(pledge_id, utcnow())
+        if expired is None:
             return False
-        was_confirmed = previous is ReservationStatus.CONFIRMED
-        capacity = CapacityRepository(session)
-        await capacity.drop_campaign_amount(reservation.campaign_id, reservation.amount, was_confirmed=was_confirmed)
-        await capacity.drop_tier_unit(reservation.tier_id, was_confirmed=was_confirmed)
-        await capacity.drop_backer_unit(reservation.tier_id, reservation.backer_id)
+        log.info("reservation.expired", campaign_id=str(expired.campaign_id), pledge_id=str(pledge_id))
         return True
 
+    async def overdue(self, session: AsyncSession, *, limit: int) -> Sequence[uuid.UUID]:
+        """Pending reservations past their expiry, oldest first."""
+        return await ReservationRepository(session).overdue_ids(utcnow(), limit)
+
     async def expire_overdue(self, session: AsyncSession, *, limit: int) -> int:
-        """The sweeper's step: release pending reservations past their expiry. Each row is taken by a
-        compare-and-set on its status, so two replicas sweeping at once never release one twice."""
+        """Release up to ``limit`` pending reservations past their expiry; how many this call expired."""
         expired = 0
-        for reservation in await ReservationRepository(session).expired_pending(utcnow(), limit):
-            if await self._give_back(session, reservation, ReservationStatus.EXPIRED, "expired"):
+        for pledge_id in await self.overdue(session, limit=limit):
+            if await self.expire_one(session, pledge_id):
                 expired += 1
-                log.info("reservation.expired", campaign_id=str(reservation.campaign_id), pledge_id=str(reservation.id))
         return expired
 
     async def get(self, session: AsyncSession, campaign_id: uuid.UUID, pledge_id: uuid.UUID) -> Reservation:

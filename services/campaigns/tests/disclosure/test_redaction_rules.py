@@ -13,6 +13,7 @@ from services.campaigns.disclosure.service import (
     amount_band,
     count_band,
     funding_figures,
+    percent_of_goal,
     public_funding_figures,
     rounded_amount,
     tier_availability,
@@ -127,7 +128,9 @@ def test_figures_follow_the_policy_for_every_viewer(
         assert figures.backer_count == backers
     else:
         assert figures.backer_count is None
-        assert backers not in shown
+        # A percentage of the goal that happens to equal the count is not the count leaking.
+        if backers != percent_of_goal(raised, 1_000_000):
+            assert backers not in shown
     if backer == "bands":
         band = figures.backer_count_band
         assert band is not None

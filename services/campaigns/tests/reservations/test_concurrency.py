@@ -78,3 +78,36 @@ async def test_concurrent_retries_of_one_pledge_reserve_once(settings: Settings,
     assert sorted(r.status_code for r in responses) == [200] * 9 + [201]
     assert {r.json()["pledge_id"] for r in responses} == {body["pledge_id"]}
     assert (state["pending_count"], state["reserved_amount"]) == (1, body["amount"])
+
+
+async def test_confirm_and_release_racing_on_two_replicas_count_each_reservation_once(
+    settings: Settings, actors: Actors
+) -> None:
+    """The payment succeeds (confirm) while the backer cancels (release), on different replicas at once:
+    whichever wins, the totals count the reservation once, and no call fails (no deadlock, no 500)."""
+    async with app_client(create_app(settings)) as one, app_client(create_app(settings)) as two:
+        campaign, [tier] = await live_campaign(one, actors, goal_amount=10_000, cap_amount=None, uncapped=True)
+        bodies = [reservation_body(tier) for _ in range(12)]
+        for body in bodies:
+            assert (await reserve(one, actors, campaign["id"], body)).status_code == 201
+
+        async def race(body: dict) -> list[httpx.Response]:
+            url = f"/internal/campaigns/{campaign['id']}/reservations/{body['pledge_id']}"
+            return await asyncio.gather(
+                one.post(f"{url}/confirm", headers=actors.service),
+                two.post(f"{url}/release", json={"reason": "backer_canceled"}, headers=actors.service),
+                one.post(f"{url}/release", json={"reason": "backer_canceled"}, headers=actors.service),
+                two.post(f"{url}/confirm", headers=actors.service),
+            )
+
+        results = await asyncio.gather(*(race(body) for body in bodies))
+        state = await totals(two, actors, campaign["id"])
+
+    for responses in results:
+        for response in responses:
+            assert response.status_code in (200, 409), response.text
+            if response.status_code == 409:
+                assert response.json()["code"] == "reservation_released"
+    # Release always comes last or wins: every reservation ends released, and nothing is left counted.
+    assert (state["committed_amount"], state["reserved_amount"], state["backer_count"]) == (0, 0, 0)
+    assert (state["confirmed_count"], state["pending_count"], state["consistent"]) == (0, 0, True)

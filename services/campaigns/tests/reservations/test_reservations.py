@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
 
+from services.campaigns.app import create_app
+from services.campaigns.config import Settings
 from services.campaigns.tests.factories import (
     Actors,
     create_campaign,
@@ -14,6 +17,7 @@ from services.campaigns.tests.factories import (
     reserve,
     totals,
 )
+from shared.testing import app_client
 
 
 def _url(campaign_id: str, pledge_id: str = "", action: str = "") -> str:
@@ -246,3 +250,56 @@ async def test_reservations_are_listed_for_reconciliation(client: httpx.AsyncCli
     everything = (await client.get(url, headers=actors.service)).json()["items"]
     assert [r["status"] for r in everything] == ["confirmed"] * 3 + ["pending"]
     assert (await client.get(url, headers=actors.creator)).status_code == 403
+
+
+async def test_a_repeat_is_answered_with_the_reservation_even_once_the_cap_is_reached(
+    client: httpx.AsyncClient, actors: Actors
+) -> None:
+    campaign, [tier] = await live_campaign(client, actors, goal_amount=10_000, cap_amount=10_000)
+    body = reservation_body(tier, amount=10_000)
+    first = await reserve(client, actors, campaign["id"], body)
+    assert first.status_code == 201
+    # The cap is full now, but a retry of the call that filled it is that same reservation, not a refusal.
+    again = await reserve(client, actors, campaign["id"], body)
+    assert (again.status_code, again.json()) == (200, first.json())
+    reused = await reserve(client, actors, campaign["id"], body | {"backer_id": "someone-else"})
+    assert (reused.status_code, reused.json()["code"]) == (409, "pledge_id_reused")
+
+
+async def test_a_refused_reservation_holds_nothing(client: httpx.AsyncClient, actors: Actors) -> None:
+    campaign, [tier] = await live_campaign(
+        client,
+        actors,
+        goal_amount=10_000,
+        cap_amount=10_000,
+        tiers=[{"price_amount": 1_000, "shipping": [], "per_backer_limit": 1, "quantity_limit": 5}],
+    )
+    filled = await reserve(client, actors, campaign["id"], reservation_body(tier, amount=9_000))
+    assert filled.status_code == 201
+    refused = await reserve(client, actors, campaign["id"], reservation_body(tier, backer_id="backer-9", amount=5_000))
+    assert refused.json()["code"] == "cap_reached"
+    state = await totals(client, actors, campaign["id"])
+    assert (state["reserved_amount"], state["pending_count"], state["consistent"]) == (9_000, 1, True)
+    tier_now = (await client.get(f"/v1/campaigns/{campaign['id']}/tiers/{tier['id']}", headers=actors.creator)).json()
+    assert tier_now["availability"]["reserved_quantity"] == 1
+    # The refused backer's allowance (one per backer) is intact.
+    released = await client.post(_url(campaign["id"], filled.json()["pledge_id"], "release"), headers=actors.service)
+    assert released.status_code == 200
+    accepted = await reserve(client, actors, campaign["id"], reservation_body(tier, backer_id="backer-9"))
+    assert accepted.status_code == 201, accepted.text
+
+
+async def test_a_reservation_past_its_expiry_cannot_be_confirmed_even_before_the_sweeper_runs(
+    settings: Settings, actors: Actors
+) -> None:
+    quick = settings.model_copy(update={"reservation_ttl_seconds": 1, "scheduler_enabled": False})
+    async with app_client(create_app(quick)) as client:
+        campaign, [tier] = await live_campaign(client, actors)
+        body = reservation_body(tier)
+        assert (await reserve(client, actors, campaign["id"], body)).status_code == 201
+        await asyncio.sleep(1.1)
+        refused = await client.post(_url(campaign["id"], body["pledge_id"], "confirm"), headers=actors.service)
+        assert (refused.status_code, refused.json()["code"]) == (409, "reservation_expired")
+        state = await totals(client, actors, campaign["id"])
+    assert (state["committed_amount"], state["reserved_amount"], state["pending_count"]) == (0, body["amount"], 1)
+    assert state["consistent"]
