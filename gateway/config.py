@@ -17,6 +17,9 @@ class Settings(CommonSettings):
     # timeout that bounds a slow one (answered 504).
     upstream_connect_timeout_seconds: float = 2.0
     upstream_timeout_seconds: float = 15.0
+    # An event stream (the request accepts text/event-stream) is quiet between events by design: it may stay
+    # silent this long (the services send a keep-alive comment well within it) before the gateway drops it.
+    stream_idle_timeout_seconds: float = 120.0
     upstream_max_connections: int = 200
     max_request_body_bytes: int = 10 * 1024 * 1024
 

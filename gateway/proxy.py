@@ -57,6 +57,14 @@ class Proxy:
         self.limiter = limiter
         self.upstreams = settings.service_urls()
         self.session: aiohttp.ClientSession | None = None
+        connect = settings.upstream_connect_timeout_seconds  # includes waiting for a pooled connection
+        # An answer must come within the read timeout (else 504); an event stream may idle longer between events.
+        self.answer_timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_connect=connect, sock_read=settings.upstream_timeout_seconds
+        )
+        self.stream_timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_connect=connect, sock_read=settings.stream_idle_timeout_seconds
+        )
 
     async def start(self) -> None:
         """Open the pooled session (aiohttp binds it to the running event loop)."""
@@ -68,12 +76,7 @@ class Proxy:
                 keepalive_timeout=15,
                 ttl_dns_cache=300,
             ),
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                connect=self.settings.upstream_connect_timeout_seconds,  # includes waiting for a pooled connection
-                sock_connect=self.settings.upstream_connect_timeout_seconds,
-                sock_read=self.settings.upstream_timeout_seconds,
-            ),
+            timeout=self.answer_timeout,
             auto_decompress=False,  # relay bytes exactly as the service sent them
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
         )
@@ -165,9 +168,16 @@ class Proxy:
         else:
             body = request.stream()
 
+        # Server-sent events: the idle timeout of a stream, not the read timeout of an answer.
+        streaming = "text/event-stream" in request.headers.get("accept", "")
         try:
             upstream = await self.session.request(
-                request.method, url, headers=self._upstream_headers(request), data=body, allow_redirects=False
+                request.method,
+                url,
+                headers=self._upstream_headers(request),
+                data=body,
+                allow_redirects=False,
+                timeout=self.stream_timeout if streaming else self.answer_timeout,
             )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             return self._timeout(service, exc)

@@ -220,6 +220,43 @@ async def test_large_responses_are_streamed_not_buffered(slow_streaming_upstream
         await serving
 
 
+@pytest.fixture
+async def quiet_event_stream() -> AsyncIterator[str]:
+    """An event stream that stays silent 0.6 s between events, then ends."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        for n in range(3):
+            await asyncio.sleep(0.6)
+            event = b"data: %d\n\n" % n
+            writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    server.close()
+
+
+async def test_an_event_stream_may_stay_quiet_longer_than_an_answer_may_take(quiet_event_stream: str) -> None:
+    """A progress stream idles between events by design: the read timeout that bounds an answer (504) must not
+    cut it; the stream's own idle timeout applies."""
+    settings = _settings(refunds_url=quiet_event_stream, upstream_timeout_seconds=0.3, stream_idle_timeout_seconds=5)
+    headers = auth_headers("oscar", "operator")
+    async with asgi_client(create_app(settings)) as client:
+        stream = await client.get(
+            "/v1/refund-batches/1/events", headers={**headers, "accept": "text/event-stream"}, timeout=10
+        )
+        assert stream.status_code == 200
+        assert stream.text == "data: 0\n\ndata: 1\n\ndata: 2\n\n"
+        # The same silence in an ordinary answer is a stalled upstream: the body is cut.
+        cut = await client.get("/v1/refund-batches/1/events", headers=headers, timeout=10)
+        assert "data: 0" not in cut.text
+
+
 async def test_replicas_share_the_rate_limit_through_redis() -> None:
     """Two gateways, one budget: Redis holds the counters (it runs on these machines, as in production)."""
     import uuid
