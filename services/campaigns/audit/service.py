@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.campaigns.access import Viewer
 from services.campaigns.audit.repository import AuditRepository
 from services.campaigns.models import ActorRole, AuditAction, AuditEntry, Campaign, CampaignStatus
-from shared.db import Database, utcnow
+from shared.db import utcnow
 
 log = structlog.get_logger("campaigns.audit")
 
@@ -44,25 +44,27 @@ class AuditService:
         return await AuditRepository(session).add(entry, flush=False)
 
     async def record_exact_reads(
-        self, db: Database, viewer: Viewer, campaigns: Sequence[Campaign], *, route: str
-    ) -> None:
-        """Record that an operator was shown exact figures. GET routes run in a read-only transaction, so this
-        is its own short write transaction, committed before the response leaves: no record, no figures."""
+        self, session: AsyncSession, viewer: Viewer, campaigns: Sequence[Campaign], *, route: str
+    ) -> int:
+        """Add an entry for each campaign whose exact figures this operator is being shown; how many. The
+        caller owns the transaction (see ``audit/exact_reads.py``: it must commit before the response)."""
         audited = [campaign for campaign in campaigns if viewer.is_audited_reader(campaign)]
         if not audited or viewer.subject is None:
-            return
-        async with db.write_sessions() as session:
-            for campaign in audited:
-                await self.record(
-                    session,
-                    campaign.id,
-                    AuditAction.EXACT_FIGURES_READ,
-                    actor_id=viewer.subject,
-                    actor_role=ActorRole.OPERATOR,
-                    details={"route": route},
-                )
-            await session.commit()
+            return 0
+        for campaign in audited:
+            await self.record(
+                session,
+                campaign.id,
+                AuditAction.EXACT_FIGURES_READ,
+                actor_id=viewer.subject,
+                actor_role=ActorRole.OPERATOR,
+                details={"route": route},
+            )
         log.info("campaign.exact_figures_read", operator=viewer.subject, campaigns=len(audited), route=route)
+        return len(audited)
+
+    def needs_exact_reads_record(self, viewer: Viewer, campaigns: Sequence[Campaign]) -> bool:
+        return viewer.subject is not None and any(viewer.is_audited_reader(campaign) for campaign in campaigns)
 
     async def list_for_campaign(
         self, session: AsyncSession, campaign_id: uuid.UUID, *, limit: int, offset: int

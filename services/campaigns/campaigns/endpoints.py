@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.campaigns.access import Viewer
-from services.campaigns.audit.service import audit_service
+from services.campaigns.audit.exact_reads import record_exact_reads
 from services.campaigns.campaigns import schemas
 from services.campaigns.campaigns.service import campaign_service
 from services.campaigns.dependencies import get_database, get_viewer, require_creator
@@ -70,7 +70,7 @@ async def list_campaigns(
         session, viewer, statuses=status_filter, creator_id=creator_id, sort=sort, cursor=cursor, limit=limit
     )
     page = schemas.CampaignPage(items=[campaign_service.present(c, viewer) for c in rows], next_cursor=next_cursor)
-    await audit_service.record_exact_reads(db, viewer, rows, route="list_campaigns")
+    await record_exact_reads(db, viewer, rows, route="list_campaigns")
     return page
 
 
@@ -87,7 +87,7 @@ async def get_campaign(
     campaign = await campaign_service.get(session, campaign_id, viewer)
     response.headers["ETag"] = etag(campaign.revision)
     body = campaign_service.present(campaign, viewer)
-    await audit_service.record_exact_reads(db, viewer, [campaign], route="get_campaign")
+    await record_exact_reads(db, viewer, [campaign], route="get_campaign")
     return body
 
 

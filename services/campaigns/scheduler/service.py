@@ -7,11 +7,14 @@ it, and the status change, the audit entry and the ``campaign.closed`` event com
 
 A campaign with pending reservations past its deadline waits until they are confirmed, released or expired,
 so that the committed total it closes with is final.
+
+This module holds the steps; ``worker.py`` owns their transactions.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,10 +24,9 @@ from services.campaigns.config import Settings
 from services.campaigns.lifecycle import CampaignAction
 from services.campaigns.models import ActorRole, CampaignStatus, FundingModel, OutboxEvent
 from services.campaigns.reservations.repository import ReservationRepository
-from services.campaigns.reservations.service import reservation_service
 from services.campaigns.scheduler.repository import SchedulerRepository
 from services.campaigns.vetting.service import CAMPAIGN_CLOSED, closed_event_payload, vetting_service
-from shared.db import Database, utcnow
+from shared.db import utcnow
 from shared.outbox import publish
 
 log = structlog.get_logger("campaigns.scheduler")
@@ -59,25 +61,13 @@ class SchedulerService:
         log.info("campaign.closed", campaign_id=str(campaign.id), outcome=change.status.value)
         return change.status
 
-    async def run_once(self, db: Database, settings: Settings) -> tuple[int, int]:
-        """One poll: expire overdue reservations, then close due campaigns. Returns (expired, closed)."""
+    async def due_work(self, session: AsyncSession, settings: Settings) -> tuple[bool, Sequence[uuid.UUID]]:
+        """One cheap read-only probe: whether any reservation is overdue, and the campaigns due to close."""
         now = utcnow()
-        async with db.read_sessions() as session:
-            probe = SchedulerRepository(session)
-            overdue = await probe.any_overdue_reservation(now)
-            due = await probe.due_campaign_ids(now, settings.scheduler_batch_size)
-        expired = 0
-        if overdue:
-            async with db.write_sessions() as session:
-                expired = await reservation_service.expire_overdue(session, limit=settings.scheduler_batch_size)
-                await session.commit()
-        closed = 0
-        for campaign_id in due:
-            async with db.write_sessions() as session:
-                if await self.close_campaign(session, campaign_id) is not None:
-                    closed += 1
-                await session.commit()
-        return expired, closed
+        probe = SchedulerRepository(session)
+        overdue = await probe.any_overdue_reservation(now)
+        due = await probe.due_campaign_ids(now, settings.scheduler_batch_size)
+        return overdue, due
 
 
 scheduler_service = SchedulerService()

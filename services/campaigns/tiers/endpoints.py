@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.campaigns.access import Viewer
-from services.campaigns.audit.service import audit_service
+from services.campaigns.audit.exact_reads import record_exact_reads
 from services.campaigns.dependencies import get_database, get_viewer, require_creator
 from services.campaigns.etag import IfMatch, etag
 from services.campaigns.tiers import schemas
@@ -58,7 +58,7 @@ async def list_tiers(
     `available` / `limited` / `sold_out`, as the campaign's disclosure policy says)."""
     campaign, rows = await tier_service.list(session, campaign_id, viewer)
     body = [tier_service.present(campaign, tier, version, viewer) for tier, version in rows]
-    await audit_service.record_exact_reads(db, viewer, [campaign], route="list_tiers")
+    await record_exact_reads(db, viewer, [campaign], route="list_tiers")
     return body
 
 
@@ -75,7 +75,7 @@ async def get_tier(
     campaign, tier, version = await tier_service.get(session, campaign_id, tier_id, viewer)
     response.headers["ETag"] = etag(tier.revision)
     body = tier_service.present(campaign, tier, version, viewer)
-    await audit_service.record_exact_reads(db, viewer, [campaign], route="get_tier")
+    await record_exact_reads(db, viewer, [campaign], route="get_tier")
     return body
 
 
