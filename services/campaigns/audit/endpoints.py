@@ -9,10 +9,10 @@ from services.campaigns.access import Viewer
 from services.campaigns.audit import schemas
 from services.campaigns.audit.service import audit_service
 from services.campaigns.campaigns.service import campaign_service
-from services.campaigns.dependencies import require_operator
+from services.campaigns.dependencies import request_session, require_operator
 from shared.auth import Principal
 from shared.errors import problem_responses
-from shared.unit_of_work import UnitOfWorkRoute, get_session
+from shared.unit_of_work import UnitOfWorkRoute
 
 router = APIRouter(prefix="/v1/campaigns", tags=["audit"], route_class=UnitOfWorkRoute)
 
@@ -25,7 +25,7 @@ async def list_campaign_audit_log(
     limit: int = Query(default=100, ge=1, le=500),
     offset: int = Query(default=0, ge=0),
     principal: Principal = Depends(require_operator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> list[schemas.AuditEntry]:
     """Operators: the campaign's append-only audit log, oldest first — every state transition (who, when,
     from, to, reason), checklist result, terms change and operator read of exact figures."""

@@ -11,14 +11,14 @@ from services.campaigns.access import Viewer
 from services.campaigns.audit.exact_reads import record_exact_reads
 from services.campaigns.campaigns import schemas
 from services.campaigns.campaigns.service import campaign_service
-from services.campaigns.dependencies import get_database, get_viewer, require_creator
+from services.campaigns.dependencies import get_database, get_viewer, request_session, require_creator
 from services.campaigns.etag import IfMatch, etag
 from services.campaigns.models import CampaignStatus
 from shared.auth import Principal
 from shared.db import Database
 from shared.errors import problem_responses
 from shared.idempotency import IDEMPOTENT
-from shared.unit_of_work import UnitOfWorkRoute, get_session
+from shared.unit_of_work import UnitOfWorkRoute
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], route_class=UnitOfWorkRoute)
 
@@ -34,7 +34,7 @@ async def create_campaign(
     data: schemas.CampaignCreate,
     response: Response,
     principal: Principal = Depends(require_creator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.Campaign:
     """Create a campaign in `draft` (creator role).
 
@@ -58,7 +58,7 @@ async def list_campaigns(
     cursor: str | None = Query(default=None, max_length=500),
     limit: int = Query(default=20, ge=1, le=100),
     viewer: Viewer = Depends(get_viewer),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
     db: Database = Depends(get_database),
 ) -> schemas.CampaignPage:
     """List campaigns, newest first or by nearest deadline.
@@ -79,7 +79,7 @@ async def get_campaign(
     campaign_id: uuid.UUID,
     response: Response,
     viewer: Viewer = Depends(get_viewer),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
     db: Database = Depends(get_database),
 ) -> schemas.Campaign:
     """Read a campaign. Anonymous callers may read launched campaigns; figures follow its disclosure policy
@@ -102,7 +102,7 @@ async def update_campaign(
     if_match: IfMatch,
     response: Response,
     principal: Principal = Depends(require_creator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.Campaign:
     """Edit your campaign. Send only the fields that change, with `If-Match: "<revision>"`.
 

@@ -13,17 +13,17 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.campaigns.config import Settings
-from services.campaigns.dependencies import get_settings
+from services.campaigns.dependencies import get_settings, request_session
 from services.campaigns.models import ReservationStatus
 from services.campaigns.reservations import schemas
 from services.campaigns.reservations.service import reservation_service
 from services.campaigns.reservations.transactions import one_statement_per_transaction
 from shared.auth import require_service
 from shared.errors import problem_responses
-from shared.unit_of_work import UnitOfWorkRoute, get_session
+from shared.unit_of_work import UnitOfWorkRoute
 
 
-async def get_capacity_session(session: AsyncSession = Depends(get_session)) -> AsyncSession:
+async def get_capacity_session(session: AsyncSession = Depends(request_session)) -> AsyncSession:
     """The request's session for a capacity change: each statement its own transaction on PostgreSQL."""
     await one_statement_per_transaction(session)
     return session
@@ -41,7 +41,7 @@ router = APIRouter(prefix="/campaigns", route_class=UnitOfWorkRoute, dependencie
 
 @router.get("/{campaign_id}", response_model=schemas.CampaignSnapshot, responses=problem_responses(401, 403, 404))
 async def get_campaign_snapshot(
-    campaign_id: uuid.UUID, session: AsyncSession = Depends(get_session)
+    campaign_id: uuid.UUID, session: AsyncSession = Depends(request_session)
 ) -> schemas.CampaignSnapshot:
     """The campaign's state, capabilities and exact running totals, for other services."""
     return await reservation_service.snapshot(session, campaign_id)
@@ -49,7 +49,7 @@ async def get_campaign_snapshot(
 
 @router.get("/{campaign_id}/totals", response_model=schemas.CampaignTotals, responses=problem_responses(401, 403, 404))
 async def get_campaign_totals(
-    campaign_id: uuid.UUID, session: AsyncSession = Depends(get_session)
+    campaign_id: uuid.UUID, session: AsyncSession = Depends(request_session)
 ) -> schemas.CampaignTotals:
     """Reconciliation: committed and reserved totals next to the sums recomputed from the reservations.
     The pledges service compares `confirmed_sum_amount` with the sum of its active pledges."""
@@ -88,7 +88,7 @@ async def list_reservations(
     status_filter: list[ReservationStatus] | None = Query(default=None, alias="status"),
     cursor: str | None = Query(default=None, max_length=500),
     limit: int = Query(default=100, ge=1, le=500),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.ReservationPage:
     """The campaign's reservations, oldest first, optionally only in some states: for reconciling each
     pledge with the reservation that holds its capacity."""
@@ -106,7 +106,7 @@ async def list_reservations(
     responses=problem_responses(401, 403, 404),
 )
 async def get_reservation(
-    campaign_id: uuid.UUID, pledge_id: uuid.UUID, session: AsyncSession = Depends(get_session)
+    campaign_id: uuid.UUID, pledge_id: uuid.UUID, session: AsyncSession = Depends(request_session)
 ) -> schemas.Reservation:
     """The reservation held for a pledge, in whatever state it is."""
     return schemas.Reservation.model_validate(await reservation_service.get(session, campaign_id, pledge_id))

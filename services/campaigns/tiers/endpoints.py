@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.campaigns.access import Viewer
 from services.campaigns.audit.exact_reads import record_exact_reads
-from services.campaigns.dependencies import get_database, get_viewer, require_creator
+from services.campaigns.dependencies import get_database, get_viewer, request_session, require_creator
 from services.campaigns.etag import IfMatch, etag
 from services.campaigns.tiers import schemas
 from services.campaigns.tiers.service import tier_service
@@ -17,7 +17,7 @@ from shared.auth import Principal
 from shared.db import Database
 from shared.errors import problem_responses
 from shared.idempotency import IDEMPOTENT
-from shared.unit_of_work import UnitOfWorkRoute, get_session
+from shared.unit_of_work import UnitOfWorkRoute
 
 router = APIRouter(prefix="/v1/campaigns/{campaign_id}/tiers", tags=["tiers"], route_class=UnitOfWorkRoute)
 
@@ -34,7 +34,7 @@ async def create_tier(
     data: schemas.TierCreate,
     response: Response,
     principal: Principal = Depends(require_creator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.Tier:
     """Add a reward tier to your campaign. Its terms become version 1.
 
@@ -51,7 +51,7 @@ async def create_tier(
 async def list_tiers(
     campaign_id: uuid.UUID,
     viewer: Viewer = Depends(get_viewer),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
     db: Database = Depends(get_database),
 ) -> list[schemas.Tier]:
     """The campaign's reward tiers with their current terms and availability (exact counts or coarse
@@ -68,7 +68,7 @@ async def get_tier(
     tier_id: uuid.UUID,
     response: Response,
     viewer: Viewer = Depends(get_viewer),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
     db: Database = Depends(get_database),
 ) -> schemas.Tier:
     """One reward tier with its current terms (version number and content hash included)."""
@@ -91,7 +91,7 @@ async def update_tier(
     if_match: IfMatch,
     response: Response,
     principal: Principal = Depends(require_creator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.Tier:
     """Edit a tier, with `If-Match: "<revision>"` (412 `revision_mismatch` if someone else edited first).
 
@@ -110,7 +110,7 @@ async def delete_tier(
     campaign_id: uuid.UUID,
     tier_id: uuid.UUID,
     principal: Principal = Depends(require_creator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> Response:
     """Delete a tier of a campaign that has not launched (an approved campaign goes back to review)."""
     await tier_service.delete(session, campaign_id, tier_id, Viewer(principal))
@@ -122,7 +122,7 @@ async def list_tier_versions(
     campaign_id: uuid.UUID,
     tier_id: uuid.UUID,
     viewer: Viewer = Depends(get_viewer),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> list[schemas.TierVersion]:
     """Every version of the tier's terms, oldest first, each with its content hash and whether it changed
     the previous one materially (and why)."""
@@ -136,7 +136,7 @@ async def get_tier_version(
     tier_id: uuid.UUID,
     version: int = Path(ge=1),
     viewer: Viewer = Depends(get_viewer),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.TierVersion:
     """One version of the tier's terms, exactly as backers saw it. Versions are immutable."""
     return schemas.TierVersion.model_validate(

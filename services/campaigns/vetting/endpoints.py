@@ -12,6 +12,7 @@ from services.campaigns.config import Settings
 from services.campaigns.dependencies import (
     get_settings,
     get_viewer,
+    request_session,
     require_creator,
     require_creator_or_operator,
     require_operator,
@@ -22,7 +23,7 @@ from services.campaigns.vetting import schemas
 from services.campaigns.vetting.service import vetting_service
 from shared.auth import Principal
 from shared.errors import problem_responses
-from shared.unit_of_work import UnitOfWorkRoute, get_session
+from shared.unit_of_work import UnitOfWorkRoute
 
 router = APIRouter(prefix="/v1/campaigns", tags=["vetting"], route_class=UnitOfWorkRoute)
 
@@ -33,7 +34,7 @@ TRANSITION_ERRORS = problem_responses(401, 403, 404, 409, 422)
 async def list_review_queue(
     limit: int = Query(default=50, ge=1, le=200),
     principal: Principal = Depends(require_operator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> list[schemas.ReviewQueueItem]:
     """Operators: campaigns waiting for review (`submitted`) or being reviewed (`in_review`), oldest
     submission first."""
@@ -46,7 +47,7 @@ async def submit_campaign(
     campaign_id: uuid.UUID,
     data: schemas.TransitionNote = Body(default_factory=schemas.TransitionNote),
     principal: Principal = Depends(require_creator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
     settings: Settings = Depends(get_settings),
 ) -> schemas.CampaignStatusChange:
     """Submit your draft (or your revised campaign after changes were requested) for review.
@@ -60,7 +61,7 @@ async def submit_campaign(
 async def start_campaign_review(
     campaign_id: uuid.UUID,
     principal: Principal = Depends(require_operator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.CampaignStatusChange:
     """Operators: take a submitted campaign into review, opening a new checklist round. An operator never
     reviews a campaign they created (403 `self_review_forbidden`)."""
@@ -77,7 +78,7 @@ async def record_checklist_item(
     item: ChecklistItemKind,
     data: schemas.ChecklistEntryUpdate,
     principal: Principal = Depends(require_operator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.ChecklistEntry:
     """Operators: record the result of one checklist item (identity verified, prototype evidence, budget
     plausible, risks disclosed, fulfilment plan) in the current review round. The note stays private to
@@ -94,7 +95,7 @@ async def record_checklist_item(
 async def get_review_checklist(
     campaign_id: uuid.UUID,
     principal: Principal = Depends(require_operator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.ReviewChecklist:
     """Operators: the current round's checklist with private notes, and the items not yet recorded."""
     return await vetting_service.checklist(session, campaign_id, Viewer(principal))
@@ -111,7 +112,7 @@ async def approve_campaign(
     campaign_id: uuid.UUID,
     data: schemas.TransitionNote = Body(default_factory=schemas.TransitionNote),
     principal: Principal = Depends(require_operator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.CampaignStatusChange:
     """Operators: approve a campaign in review. Every checklist item of the round must be `passed`
     (409 `checklist_incomplete` lists the missing and failed items)."""
@@ -123,7 +124,7 @@ async def request_campaign_changes(
     campaign_id: uuid.UUID,
     data: schemas.ReviewDecision,
     principal: Principal = Depends(require_operator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.CampaignStatusChange:
     """Operators: send a campaign in review back to its creator with the reason; the creator edits and
     submits again."""
@@ -135,7 +136,7 @@ async def reject_campaign(
     campaign_id: uuid.UUID,
     data: schemas.ReviewDecision,
     principal: Principal = Depends(require_operator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.CampaignStatusChange:
     """Operators: reject a campaign in review, with the reason. Final."""
     return await _decide(session, campaign_id, CampaignAction.REJECT, principal, data.reason)
@@ -145,7 +146,7 @@ async def reject_campaign(
 async def launch_campaign(
     campaign_id: uuid.UUID,
     principal: Principal = Depends(require_creator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
     settings: Settings = Depends(get_settings),
 ) -> schemas.CampaignStatusChange:
     """Launch your approved campaign: it becomes public and accepts pledges until its deadline. Only an
@@ -159,7 +160,7 @@ async def suspend_campaign(
     campaign_id: uuid.UUID,
     data: schemas.ReviewDecision,
     principal: Principal = Depends(require_operator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.CampaignStatusChange:
     """Operators: freeze a live campaign (no new pledges, no edits) while something is investigated."""
     return await _decide(session, campaign_id, CampaignAction.SUSPEND, principal, data.reason)
@@ -170,7 +171,7 @@ async def reinstate_campaign(
     campaign_id: uuid.UUID,
     data: schemas.ReviewDecision,
     principal: Principal = Depends(require_operator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.CampaignStatusChange:
     """Operators: make a suspended campaign live again."""
     return await _decide(session, campaign_id, CampaignAction.REINSTATE, principal, data.reason)
@@ -181,7 +182,7 @@ async def cancel_campaign(
     campaign_id: uuid.UUID,
     data: schemas.TransitionNote = Body(default_factory=schemas.TransitionNote),
     principal: Principal = Depends(require_creator_or_operator),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.CampaignStatusChange:
     """Cancel a campaign (its creator, or an operator). A launched campaign that is canceled publishes
     `campaign.closed` with outcome `canceled`: pledges are canceled and nothing more is charged."""
@@ -194,7 +195,7 @@ async def cancel_campaign(
 async def get_vetting_record(
     campaign_id: uuid.UUID,
     viewer: Viewer = Depends(get_viewer),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(request_session),
 ) -> schemas.VettingRecord:
     """The campaign's public vetting record: its status, when it was submitted and reviewed, which
     checklist items passed and by which role, and its history of states. Never the reviewers' notes."""
