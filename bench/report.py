@@ -76,6 +76,65 @@ def write_report(results: dict[str, Any], directory: Path) -> str:
         ]
     elif gateway:
         lines += ["## Gateway overhead", "", f"- skipped: {gateway['skipped']}", ""]
+    refunds = results.get("refunds")
+    if refunds:
+        lines += _refunds_section(refunds, m["cores"])
     summary = "\n".join(lines)
     (directory / "summary.md").write_text(summary)
     return summary
+
+
+def _refunds_section(refunds: dict[str, Any], cores: int) -> list[str]:
+    lines = [
+        f"## Batch refund: {refunds['pledges_per_batch']} charged pledges in one batch ({cores} cores)",
+        "",
+        "| run | refunds/s | batch s | all pledges refunded after s | max/s at Stripe (1 s windows) | "
+        "Stripe 429s | exactly once | targets |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("unlimited", "limited"):
+        run = refunds[name]
+        limit = run["stripe_limit_per_second"]
+        label = f"limit {limit:g}/s" if limit else "no limit"
+        share = f" ({100 * run['share_of_limit']:.1f}% of the limit)" if limit else ""
+        lines.append(
+            f"| {label} | **{run['refunds_per_second']}**{share} | {run['batch_seconds']} | "
+            f"{run['all_pledges_refunded_after_seconds']} | {run['stripe_per_second']['max']} | {run['stripe_429s']} | "
+            f"{run['exactly_once']} | {run['targets']} |"
+        )
+    lines += [
+        "",
+        f"- refunds service settings: {refunds['refunds_service_settings']}; seeding (not timed): "
+        + ", ".join(
+            f"{refunds[n]['pledges']} pledges in {refunds[n]['seed_seconds']} s" for n in ("unlimited", "limited")
+        ),
+        f"- exactly once: refunds per PaymentIntent at the Stripe server "
+        f"{refunds['unlimited']['refunds_per_payment_intent']} / {refunds['limited']['refunds_per_payment_intent']}",
+        "",
+        _chart(
+            "Refunds per second",
+            ["no limit", "limited", "the limit"],
+            [
+                refunds["unlimited"]["refunds_per_second"],
+                refunds["limited"]["refunds_per_second"],
+                refunds["limited"]["stripe_limit_per_second"] or 0,
+            ],
+            "refunds/s",
+        ),
+        "",
+    ]
+    series = refunds["limited"]["stripe_per_second"].get("series")
+    if series:
+        lines += [
+            "Refunds the Stripe server created in each second of the limited run (its clock):",
+            "",
+            "```mermaid",
+            "xychart-beta",
+            '    title "Refunds created per second at Stripe (limited run)"',
+            f'    x-axis "second" 1 --> {len(series)}',
+            '    y-axis "refunds"',
+            "    line [" + ", ".join(str(v) for v in series) + "]",
+            "```",
+            "",
+        ]
+    return lines

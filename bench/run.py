@@ -2,6 +2,7 @@
 to bench/results/ (JSON + a Markdown summary with a latency chart). Targets are reported, not asserted.
 
     python -m bench.run [--scenarios rush,gateway,refunds] [--backers 5000] [--concurrency 100]
+                        [--refund-pledges 5000] [--refund-limit 100] [--refund-seed-concurrency 32]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import asyncpg
 import httpx
 import psutil
 
+from bench.refunds import scenario_refunds
 from bench.report import write_report
 from shared.auth import ServiceTokenSource
 from shared.settings import DEV_SERVICE_SECRET
@@ -269,10 +271,17 @@ def scenario_gateway(stack: Stack, seconds: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--scenarios", default="rush,gateway")
+    parser.add_argument("--scenarios", default="rush,gateway,refunds")
     parser.add_argument("--backers", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=10, help="duration of each gateway measurement")
+    # The issue asks for 20,000; seeding them through the gateway (not timed) ran at ~11 pledges/s on the shared
+    # 2-core VM, ~30 min per batch, so the default is smaller: pass --refund-pledges 20000 for the full figure.
+    parser.add_argument("--refund-pledges", type=int, default=5_000, help="charged pledges in each refund batch")
+    parser.add_argument("--refund-limit", type=float, default=100.0, help="rate limit (/s) of the limited batch")
+    parser.add_argument(
+        "--refund-seed-concurrency", type=int, default=32, help="pledges in flight while seeding (not timed)"
+    )
     args = parser.parse_args(argv)
     scenarios = args.scenarios.split(",")
     results: dict[str, Any] = {"machine": machine(), "started_at": datetime.now(UTC).isoformat()}
@@ -284,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         if "rush" in scenarios:
             print(f"launch rush: {args.backers} backers, {args.concurrency} at a time...", flush=True)
             results["rush"] = scenario_rush(stack, args.backers, args.concurrency)
+        if "refunds" in scenarios:
+            print(f"batch refund: {args.refund_pledges} charged pledges, limit off then {args.refund_limit}/s")
+            results["refunds"] = scenario_refunds(
+                stack, args.refund_pledges, args.refund_limit, args.refund_seed_concurrency, MemorySampler
+            )
     finally:
         stack.stop_all()
     RESULTS.mkdir(parents=True, exist_ok=True)
