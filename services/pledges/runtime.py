@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 
 from services.pledges.clients.campaigns import CampaignsClient
+from services.pledges.clients.refunds import RefundsClient
 from services.pledges.config import Settings
 from services.pledges.payments.stripe_gateway import StripeGateway
 from shared.auth import ServiceTokenSource
@@ -26,6 +27,7 @@ class Runtime:
     settings: Settings
     campaigns: CampaignsClient
     stripe: StripeGateway
+    refunds: RefundsClient
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -38,14 +40,16 @@ async def pledges_runtime(app: FastAPI) -> AsyncIterator[None]:
 
     settings: Settings = app.state.settings
     assert settings.service_token_secret is not None
+    tokens = ServiceTokenSource(settings.service_token_secret.get_secret_value(), "pledges")
     campaigns = CampaignsClient(
         settings.campaigns_url,
-        ServiceTokenSource(settings.service_token_secret.get_secret_value(), "pledges"),
+        tokens,
         timeout_seconds=settings.http_timeout_seconds,
         cache_seconds=settings.campaign_cache_seconds,
     )
+    refunds = RefundsClient(settings.refunds_url, tokens, timeout_seconds=settings.http_timeout_seconds)
     stripe_gateway = StripeGateway(settings)
-    runtime = Runtime(db=app.state.db, settings=settings, campaigns=campaigns, stripe=stripe_gateway)
+    runtime = Runtime(db=app.state.db, settings=settings, campaigns=campaigns, stripe=stripe_gateway, refunds=refunds)
     app.state.pledges = runtime
     worker = PledgeWorker(runtime)
     app.state.pledge_worker = worker
@@ -58,4 +62,5 @@ async def pledges_runtime(app: FastAPI) -> AsyncIterator[None]:
             with suppress(asyncio.CancelledError):
                 await task
         await campaigns.aclose()
+        await refunds.aclose()
         await stripe_gateway.aclose()

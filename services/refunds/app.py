@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.refunds.backer.endpoints import router as backer_router
 from services.refunds.batches.endpoints import router as batches_router
 from services.refunds.clients import CampaignsClient, PledgesClient
 from services.refunds.config import Settings
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         settings=settings,
         routers=[batches_router, reports_router, single_router, webhooks_router],
-        internal_routers=[inbox_router(InboxEvent, handlers={})],
+        internal_routers=[backer_router, inbox_router(InboxEvent, handlers={})],
         idempotency_model=IdempotencyRecord,
         lifespan_hooks=[service_clients, refund_workers],
     )

@@ -48,7 +48,7 @@ class RefundRecord(BaseModel):
     """What the pledges service is told about one refund (``POST /internal/pledges/{id}/refunds``)."""
 
     refund_id: uuid.UUID
-    stripe_refund_id: str
+    stripe_refund_id: str | None  # None only for a backer's refund that failed before reaching Stripe
     amount: int
     currency: str
     status: Literal["pending", "succeeded", "failed", "canceled"]

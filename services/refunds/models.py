@@ -49,6 +49,7 @@ class InboxEvent(InboxEventMixin, Base):
 class BatchKind(StrEnum):
     BATCH = "batch"
     SINGLE = "single"
+    BACKER = "backer"  # a backer's own refund after canceling or withdrawing (asked by pledges; no approval)
 
 
 class BatchStatus(StrEnum):

@@ -107,3 +107,43 @@ def test_an_all_or_nothing_campaign_charges_saved_cards_only_after_it_succeeds(
         assert intents[0]["status"] == "succeeded"
         assert intents[0]["amount"] == price
     assert ok(gateway.get(f"/v1/campaigns/{live.id}", headers=live.creator))["status"] == "succeeded"
+
+
+def test_a_backer_cancels_a_flexible_pledge_and_the_refunds_service_refunds_it_once(
+    gateway: httpx.Client, stack: Stack
+) -> None:
+    live = launch_campaign(gateway, funding_model="flexible")
+    backer = auth_headers("e2e-cancel-dora", "backer")
+    created = ok(pledge(gateway, live, "e2e-cancel-dora"), 201)
+    price = live.tier["terms"]["price_amount"]
+    raised = ok(gateway.get(f"/v1/campaigns/{live.id}", headers=live.creator))["funding"]["amount_raised_amount"]
+    assert raised == price
+
+    canceled = ok(gateway.post(f"/v1/pledges/{created['id']}/cancel", headers=backer))
+
+    assert canceled["status"] == "canceled"
+    [asked] = canceled["refunds"]  # recorded at once, settled by the refunds service's workers
+    assert (asked["amount"], asked["batch_id"] is not None) == (price, True)
+    campaign = ok(gateway.get(f"/v1/campaigns/{live.id}", headers=live.creator))
+    assert campaign["funding"]["amount_raised_amount"] == 0  # the capacity is released
+
+    deadline = time.monotonic() + 30
+    shown = canceled
+    while shown["refunds"][0]["status"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        shown = ok(gateway.get(f"/v1/pledges/{created['id']}", headers=backer))
+    assert (shown["status"], shown["payment"]["refunded_amount"]) == ("canceled", price)
+    [settled] = shown["refunds"]
+    assert (settled["refund_id"], settled["status"]) == (asked["refund_id"], "succeeded")
+
+    [intent] = _intents(stack, created["id"])
+    [refund] = stripe_local(stack, "refunds", payment_intent=intent["id"])
+    assert (refund["id"], refund["amount"], refund["status"]) == (settled["stripe_refund_id"], price, "succeeded")
+    # Sent by the refunds service (its item, its batch of one), not by the pledges service directly.
+    assert refund["metadata"]["refund_item_id"] == settled["refund_id"]
+    assert (refund["metadata"]["refund_batch_id"], refund["metadata"]["refund_kind"]) == (asked["batch_id"], "backer")
+
+    again = ok(gateway.post(f"/v1/pledges/{created['id']}/cancel", headers=backer))
+    assert again["refunds"] == shown["refunds"]
+    time.sleep(1.0)  # the refunds workers poll several times meanwhile
+    assert len(stripe_local(stack, "refunds", payment_intent=intent["id"])) == 1

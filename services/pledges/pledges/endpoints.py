@@ -144,19 +144,34 @@ async def get_pledge(
     return await pledge_service.get(runtime, session, principal, pledge_id)
 
 
+CANCEL_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": schemas.Pledge,
+        "description": "Taken, not finished: a service it needs is unavailable right now. The pledge is "
+        "`compensating` and is completed in the background (asking again shows where it stands).",
+    }
+}
+
+
 @router.post(
     "/{pledge_id}/cancel",
     response_model=schemas.Pledge,
-    responses=problem_responses(401, 403, 404, 409, 503),
+    responses=CANCEL_ACCEPTED | problem_responses(401, 403, 404, 409, 503),
 )
 async def cancel_pledge(
     pledge_id: uuid.UUID,
+    response: Response,
     principal: Principal = Depends(require_backer),
     runtime: Runtime = Depends(get_runtime),
 ) -> schemas.Pledge:
     """Cancel your pledge before the campaign's deadline: its capacity is released, a saved card is forgotten
-    and a payment already taken (flexible campaigns) is refunded. Canceling again returns the canceled pledge."""
-    return await pledge_service.cancel(runtime, principal, pledge_id)
+    and a payment already taken (flexible campaigns) is refunded in full. The pledge is `canceled` at once; its
+    refund shows in `refunds` as `pending` until it settles (`payment.refunded_amount` then counts it).
+    Canceling again returns the canceled pledge and never refunds twice."""
+    pledge, finished = await pledge_service.cancel(runtime, principal, pledge_id)
+    if not finished:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return pledge
 
 
 @router.put(
@@ -195,13 +210,17 @@ async def accept_new_terms(
 @router.post(
     "/{pledge_id}/withdraw",
     response_model=schemas.Pledge,
-    responses=problem_responses(401, 403, 404, 409, 503),
+    responses=CANCEL_ACCEPTED | problem_responses(401, 403, 404, 409, 503),
 )
 async def withdraw_pledge(
     pledge_id: uuid.UUID,
+    response: Response,
     principal: Principal = Depends(require_backer),
     runtime: Runtime = Depends(get_runtime),
 ) -> schemas.Pledge:
     """Withdraw after a material change of terms, within the window: a clean cancel if nothing was charged,
-    a full refund otherwise."""
-    return await pledge_service.withdraw(runtime, principal, pledge_id)
+    a full refund otherwise (shown `pending` in `refunds` until it settles, as for a cancel)."""
+    pledge, finished = await pledge_service.withdraw(runtime, principal, pledge_id)
+    if not finished:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return pledge

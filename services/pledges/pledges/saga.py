@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import structlog
 
 from services.pledges.clients.campaigns import CampaignRefusal, CampaignsUnavailable
+from services.pledges.clients.refunds import RefundsUnavailable
 from services.pledges.models import (
     FundingModel,
     PaymentKind,
@@ -59,6 +60,18 @@ REFUND_STATUS_VALUES = frozenset(s.value for s in RefundStatus)
 # the refund history row and the Stripe idempotency key are the same on every replay.
 REFUND_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4c59-9a57-2f3e1f0b7d11")
 
+CANCELED_BY_BACKER = "canceled_by_backer"
+WITHDRAWN_AFTER_TERMS_CHANGE = "withdrawn_after_terms_change"
+BACKER_CANCEL_REASONS = frozenset({CANCELED_BY_BACKER, WITHDRAWN_AFTER_TERMS_CHANGE})
+# A refund item's status at the refunds service, as this pledge's history shows it (queued: not sent yet).
+REFUNDS_ITEM_STATUS = {
+    "queued": RefundStatus.PENDING,
+    "pending": RefundStatus.PENDING,
+    "succeeded": RefundStatus.SUCCEEDED,
+    "failed": RefundStatus.FAILED,
+    "canceled": RefundStatus.CANCELED,
+}
+
 
 class LeaseLost(Exception):
     """Another driver took the pledge over (our lease expired); stop without touching it."""
@@ -74,6 +87,14 @@ class StepUnavailable(Exception):
 
 def compensation_refund_id(pledge_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(REFUND_NAMESPACE, f"pledge:{pledge_id}:refund")
+
+
+def backer_refund_reason(pledge: Pledge) -> str | None:
+    """The backer's own reason when this compensation is their cancel or withdrawal (refunded through the
+    refunds service); None for the saga's own compensations (refunded directly)."""
+    if pledge.final_status is PledgeStatus.CANCELED and pledge.cancel_reason in BACKER_CANCEL_REASONS:
+        return pledge.cancel_reason
+    return None
 
 
 def ref(pledge: Pledge) -> PledgeRef:
@@ -421,39 +442,23 @@ class PledgeSaga:
 
     async def _compensate(self, pledge: Pledge) -> None:
         """Undo what was done, one idempotent call at a time: refund what was charged, forget the saved card,
-        give the capacity back; then the final status."""
+        give the capacity back; then the final status.
+
+        A backer's own cancel or withdrawal asks the refunds service for the refund, last: the capacity is
+        released first, so a refunds outage delays only the refund (the pledge stays ``compensating`` for the
+        sweeper), and the pledge ends ``canceled`` with that refund ``pending`` in its history until the refunds
+        service reports the outcome. Compensations inside the saga (a payment the campaign then refused to
+        count, a campaign that ended unsuccessfully) refund directly, first: they undo this service's own
+        payment step and must not depend on a third service being up."""
         assert pledge.final_status is not None
         stripe, campaigns = self.runtime.stripe, self.runtime.campaigns
         final: dict[str, Any] = {"status": pledge.final_status}
         if pledge.final_status is PledgeStatus.CANCELED:
             final["canceled_at"] = utcnow()
+        through_refunds = backer_refund_reason(pledge) is not None
         try:
-            refund = await self._refund_due(pledge)
-            if refund is not None:
-                amount, refund_id = refund
-                assert pledge.stripe_payment_intent_id
-                result = await stripe.refund(
-                    ref(pledge),
-                    key=f"pledge:{pledge.id}:refund",
-                    payment_intent_id=pledge.stripe_payment_intent_id,
-                    amount=amount,
-                )
-                status = RefundStatus(result.status) if result.status in REFUND_STATUS_VALUES else RefundStatus.PENDING
-                await self._commit(
-                    pledge,
-                    {},
-                    refund={
-                        "id": refund_id,
-                        "stripe_refund_id": result.refund_id or None,
-                        "amount": amount,
-                        "currency": pledge.currency,
-                        "status": status,
-                        "failure_reason": result.failure_reason,
-                        "batch_id": None,
-                        "source": "pledges",
-                        "stripe_event_at": None,
-                    },
-                )
+            if not through_refunds:
+                await self._refund_directly(pledge)
             needs_detach = (
                 pledge.funding_model is FundingModel.ALL_OR_NOTHING
                 and pledge.stripe_payment_method_id is not None
@@ -463,20 +468,106 @@ class PledgeSaga:
             if needs_detach:
                 assert pledge.stripe_payment_method_id
                 await stripe.detach_payment_method(pledge.stripe_payment_method_id)
-                if needs_release:
+                if needs_release or through_refunds:
                     await self._commit(pledge, {"payment_method_detached": True})
                 else:
                     await self._commit(pledge, {"payment_method_detached": True, **final}, finish=True)
                     return
             if needs_release:
                 await campaigns.release(pledge.campaign_id, pledge.id, reason=str(pledge.final_status))
-                await self._commit(pledge, {"reservation_state": ReservationState.RELEASED, **final}, finish=True)
+                if through_refunds:
+                    await self._commit(pledge, {"reservation_state": ReservationState.RELEASED})
+                else:
+                    await self._commit(pledge, {"reservation_state": ReservationState.RELEASED, **final}, finish=True)
+                    return
+            if through_refunds and await self._request_backer_refund(pledge, final):
                 return
         except PaymentProviderUnavailable as exc:
             raise StepUnavailable("payment provider") from exc
         except CampaignsUnavailable as exc:
             raise StepUnavailable("campaigns service") from exc
+        except RefundsUnavailable as exc:
+            log.warning("pledge.refund_request_failed", pledge_id=str(pledge.id), error=str(exc))
+            raise StepUnavailable("refunds service") from exc
         await self._commit(pledge, final, finish=True)
+
+    async def _refund_directly(self, pledge: Pledge) -> None:
+        refund = await self._refund_due(pledge)
+        if refund is None:
+            return
+        amount, refund_id = refund
+        assert pledge.stripe_payment_intent_id
+        result = await self.runtime.stripe.refund(
+            ref(pledge),
+            key=f"pledge:{pledge.id}:refund",
+            payment_intent_id=pledge.stripe_payment_intent_id,
+            amount=amount,
+        )
+        status = RefundStatus(result.status) if result.status in REFUND_STATUS_VALUES else RefundStatus.PENDING
+        await self._commit(
+            pledge,
+            {},
+            refund={
+                "id": refund_id,
+                "stripe_refund_id": result.refund_id or None,
+                "amount": amount,
+                "currency": pledge.currency,
+                "status": status,
+                "failure_reason": result.failure_reason,
+                "batch_id": None,
+                "source": "pledges",
+                "stripe_event_at": None,
+            },
+        )
+
+    async def _request_backer_refund(self, pledge: Pledge, final: dict[str, Any]) -> bool:
+        """Ask the refunds service for the backer's refund and record it, with the final status, in one
+        transaction. False if nothing is left to refund (the caller finishes the pledge)."""
+        reason = backer_refund_reason(pledge)
+        assert reason is not None
+        outstanding, succeeded = await self._outstanding(pledge)
+        if outstanding <= 0:
+            return False
+        assert pledge.stripe_payment_intent_id
+        refund = await self.runtime.refunds.backer_refund(
+            pledge_id=pledge.id,
+            reason=reason,
+            campaign_id=pledge.campaign_id,
+            backer_id=pledge.backer_id,
+            currency=pledge.currency,
+            amount=outstanding,
+            charged_amount=pledge.charged_amount,
+            refunded_amount=succeeded,
+            payment_intent_id=pledge.stripe_payment_intent_id,
+        )
+        status = REFUNDS_ITEM_STATUS.get(refund.status, RefundStatus.PENDING)
+        await self._commit(
+            pledge,
+            final,
+            finish=True,
+            refund={
+                "id": refund.id,
+                "stripe_refund_id": refund.stripe_refund_id,
+                "amount": refund.amount,
+                "currency": pledge.currency,
+                "status": status,
+                "failure_reason": refund.failure_reason,
+                "batch_id": refund.batch_id,
+                "source": "refunds",
+                "stripe_event_at": None,
+            },
+        )
+        log.info("pledge.refund_requested", pledge_id=str(pledge.id), refund_id=str(refund.id), status=status.value)
+        return True
+
+    async def _outstanding(self, pledge: Pledge) -> tuple[int, int]:
+        """(charged minus succeeded and pending refunds, succeeded refunds)."""
+        if pledge.charged_amount <= 0 or not pledge.stripe_payment_intent_id:
+            return 0, 0
+        async with self.runtime.db.read_sessions() as session:
+            sums = await RefundRepository(session).sums(pledge.id)
+        succeeded = sums.get(RefundStatus.SUCCEEDED, 0)
+        return pledge.charged_amount - succeeded - sums.get(RefundStatus.PENDING, 0), succeeded
 
     async def _refund_due(self, pledge: Pledge) -> tuple[int, uuid.UUID] | None:
         """What our own compensation refund must return, unless it was already made."""

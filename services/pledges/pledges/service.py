@@ -31,7 +31,14 @@ from services.pledges.payments.stripe_gateway import Declined, PaymentProviderUn
 from services.pledges.pledges import exceptions, schemas
 from services.pledges.pledges.cursor import decode_cursor, encode_cursor
 from services.pledges.pledges.repository import PledgeRepository, insert_pledge
-from services.pledges.pledges.saga import LeaseLost, PledgeSaga, StepUnavailable, ref
+from services.pledges.pledges.saga import (
+    CANCELED_BY_BACKER,
+    WITHDRAWN_AFTER_TERMS_CHANGE,
+    LeaseLost,
+    PledgeSaga,
+    StepUnavailable,
+    ref,
+)
 from services.pledges.runtime import Runtime
 from shared.auth import Principal, Role
 from shared.db import utcnow
@@ -454,11 +461,15 @@ class PledgeService:
         }
         return await self._claim(runtime, pledge_id, allowed, values=values)
 
-    async def cancel(self, runtime: Runtime, principal: Principal, pledge_id: uuid.UUID) -> schemas.Pledge:
-        """The backer cancels before the deadline: capacity released, card forgotten, a payment refunded."""
+    async def cancel(self, runtime: Runtime, principal: Principal, pledge_id: uuid.UUID) -> tuple[schemas.Pledge, bool]:
+        """The backer cancels before the deadline: capacity released, card forgotten, a payment refunded
+        (through the refunds service). Returns (pledge, finished): not finished when an upstream is down - the
+        cancel is taken (the pledge is ``compensating``) and the sweeper completes it."""
         pledge = await self._own(runtime, principal, pledge_id)
         if pledge.status is PledgeStatus.CANCELED:
-            return await self.load_presented(runtime, pledge)
+            return await self.load_presented(runtime, pledge), True
+        if self._backer_compensation_underway(pledge, CANCELED_BY_BACKER):
+            return await self._resume_compensation(runtime, pledge)
         if pledge.status not in (PledgeStatus.ACTIVE, PledgeStatus.COLLECTED):
             raise exceptions.PledgeNotCancelable(f"A pledge that is {pledge.status.value} cannot be canceled.")
         campaign = await self._campaign(runtime, pledge.campaign_id, fresh=True)
@@ -467,28 +478,53 @@ class PledgeService:
                 "The campaign's deadline has passed: pledges can no longer be canceled."
             )
         claimed = await self.start_compensation(
-            runtime, pledge.id, allowed={PledgeStatus.ACTIVE, PledgeStatus.COLLECTED}, reason="canceled_by_backer"
+            runtime, pledge.id, allowed={PledgeStatus.ACTIVE, PledgeStatus.COLLECTED}, reason=CANCELED_BY_BACKER
         )
         if claimed is None:
             raise exceptions.PledgeInProgress()
-        return await self.load_presented(runtime, await self._drive(runtime, claimed))
+        return await self._compensate_accepting(runtime, claimed)
 
-    async def withdraw(self, runtime: Runtime, principal: Principal, pledge_id: uuid.UUID) -> schemas.Pledge:
-        """After a material change of terms: leave the pledge (canceled; a charged pledge is refunded in full)."""
+    async def withdraw(
+        self, runtime: Runtime, principal: Principal, pledge_id: uuid.UUID
+    ) -> tuple[schemas.Pledge, bool]:
+        """After a material change of terms: leave the pledge (canceled; a charged pledge is refunded in full,
+        through the refunds service). Returns (pledge, finished) as ``cancel`` does."""
         pledge = await self._own(runtime, principal, pledge_id)
         if pledge.status is PledgeStatus.CANCELED and pledge.consent_status is ConsentStatus.WITHDRAWN:
-            return await self.load_presented(runtime, pledge)
+            return await self.load_presented(runtime, pledge), True
+        if self._backer_compensation_underway(pledge, WITHDRAWN_AFTER_TERMS_CHANGE):
+            return await self._resume_compensation(runtime, pledge)
         self._require_open_consent(pledge)
         claimed = await self.start_compensation(
             runtime,
             pledge.id,
             allowed={PledgeStatus.ACTIVE, PledgeStatus.COLLECTED, PledgeStatus.PAYMENT_FAILED},
-            reason="withdrawn_after_terms_change",
+            reason=WITHDRAWN_AFTER_TERMS_CHANGE,
             extra={"consent_status": ConsentStatus.WITHDRAWN},
         )
         if claimed is None:
             raise exceptions.PledgeInProgress()
-        return await self.load_presented(runtime, await self._drive(runtime, claimed))
+        return await self._compensate_accepting(runtime, claimed)
+
+    @staticmethod
+    def _backer_compensation_underway(pledge: Pledge, reason: str) -> bool:
+        return pledge.status is PledgeStatus.COMPENSATING and pledge.cancel_reason == reason
+
+    async def _resume_compensation(self, runtime: Runtime, pledge: Pledge) -> tuple[schemas.Pledge, bool]:
+        """Asked again while the cancel is still underway: drive it if nobody holds it, else show where it is."""
+        claimed = await self._claim(runtime, pledge.id, {PledgeStatus.COMPENSATING})
+        if claimed is None:
+            return await self.load_presented(runtime, pledge), False
+        return await self._compensate_accepting(runtime, claimed)
+
+    async def _compensate_accepting(self, runtime: Runtime, claimed: Pledge) -> tuple[schemas.Pledge, bool]:
+        """Drive a backer's cancel; an unavailable upstream leaves it taken (``compensating``) for the sweeper."""
+        try:
+            pledge = await self._drive(runtime, claimed)
+        except exceptions.PledgePending:
+            log.info("pledge.cancel_accepted", pledge_id=str(claimed.id))
+            return await self.load_presented(runtime, claimed), False
+        return await self.load_presented(runtime, pledge), True
 
     @staticmethod
     def _require_open_consent(pledge: Pledge) -> None:

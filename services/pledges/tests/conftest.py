@@ -12,9 +12,9 @@ from fastapi import FastAPI
 
 from services.pledges.app import create_app
 from services.pledges.config import Settings
-from services.pledges.tests.processes import CampaignsProcess
+from services.pledges.tests.processes import CampaignsProcess, LoopbackApp, RefundsProcess
 from shared.testing import DatabaseFactory, app_client
-from stripe_local.testing import StripeLocalProcess, stripe_local_session_server
+from stripe_local.testing import StripeLocalProcess, free_port, stripe_local_session_server
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 ROOT = SERVICE_DIR.parents[1]
@@ -45,12 +45,21 @@ def database_url(database_factory: DatabaseFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str, campaigns_server: str, stripe_server: StripeLocalProcess) -> Settings:
+def refunds_port() -> int:
+    """Where the refunds service is (or will be) listening: nothing answers there unless a test starts it."""
+    return free_port()
+
+
+@pytest.fixture
+def settings(
+    database_url: str, campaigns_server: str, stripe_server: StripeLocalProcess, refunds_port: int
+) -> Settings:
     return Settings(
         database_url=database_url,
         environment="test",
         log_json=True,
         campaigns_url=campaigns_server,
+        refunds_url=f"http://127.0.0.1:{refunds_port}",
         stripe_api_base=stripe_server.url,
         stripe_webhook_secret=WEBHOOK_SECRET,
         worker_enabled=False,  # tests run the worker's polls themselves, deterministically
@@ -73,3 +82,38 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def campaigns(campaigns_server: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=campaigns_server, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def refunds_process(
+    settings: Settings,
+    database_factory: DatabaseFactory,
+    campaigns_server: str,
+    stripe_server: StripeLocalProcess,
+    refunds_port: int,
+    tmp_path: Path,
+) -> Iterator[RefundsProcess]:
+    """The real refunds service on ``refunds_port`` (not started: see ``refunds_service``), reporting outcomes to
+    a second pledges replica on the test's database."""
+    replica = LoopbackApp(create_app(settings)).start()
+    url = database_factory.fresh("refunds", ROOT / "services" / "refunds")
+    process = RefundsProcess(
+        url,
+        tmp_path,
+        pledges_url=replica.url,
+        campaigns_url=campaigns_server,
+        stripe_url=stripe_server.url,
+        port=refunds_port,
+    )
+    try:
+        yield process
+    finally:
+        process.stop()
+        replica.stop()
+        database_factory.drop(url)
+
+
+@pytest.fixture
+def refunds_service(refunds_process: RefundsProcess) -> Iterator[RefundsProcess]:
+    with refunds_process:
+        yield refunds_process

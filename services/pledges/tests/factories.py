@@ -3,7 +3,10 @@ Stripe server's inspection routes."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -164,3 +167,17 @@ def setup_intents(stripe: StripeLocalProcess, pledge_id: str) -> list[dict[str, 
 
 def refunds(stripe: StripeLocalProcess, payment_intent: str) -> list[dict[str, Any]]:
     return stripe.local("GET", "refunds", payment_intent=payment_intent)["data"]  # type: ignore[no-any-return]
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+) -> Any:
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

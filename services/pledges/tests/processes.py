@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -118,3 +119,58 @@ class CampaignsProcess(ServiceProcess):
         if pledges_events_url:
             env["CAMPAIGNS_PLEDGES_EVENTS_URL"] = pledges_events_url
         super().__init__("campaigns", env, log_dir)
+
+
+class RefundsProcess(ServiceProcess):
+    """The real refunds service (workers on), reporting outcomes to ``pledges_url``."""
+
+    def __init__(
+        self,
+        database_url: str,
+        log_dir: Path,
+        *,
+        pledges_url: str,
+        campaigns_url: str,
+        stripe_url: str,
+        port: int | None = None,
+    ) -> None:
+        env = {
+            "REFUNDS_DATABASE_URL": database_url,
+            "REFUNDS_ENVIRONMENT": "test",
+            "REFUNDS_PLEDGES_URL": pledges_url,
+            "REFUNDS_CAMPAIGNS_URL": campaigns_url,
+            "REFUNDS_STRIPE_API_BASE": stripe_url,
+            "REFUNDS_WORKER_POLL_SECONDS": "0.05",
+            "REFUNDS_WORKER_RETRY_DELAY_SECONDS": "0.2",
+        }
+        super().__init__("refunds", env, log_dir, port)
+
+
+class LoopbackApp:
+    """An ASGI app (with its lifespan) served by uvicorn on a free loopback port, in a background thread: here,
+    a second replica of pledges on the same database, for the refunds service to report outcomes to."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LoopbackApp:
+        self.thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("loopback app did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -13,8 +13,10 @@ from services.refunds.batches.schemas import AmountRule, RefundAbove, RefundFixe
 from services.refunds.clients import PledgeForRefund
 from services.refunds.models import ItemAction
 
-# Pledge statuses in which a never-charged pledge can still be canceled (all-or-nothing before the charge).
-CANCELABLE_STATUSES = frozenset({"active"})
+# Pledge statuses in which a never-charged pledge can still be canceled (all-or-nothing before the charge, or
+# after a failed charge within its grace period), as the pledges service's cancel route accepts them (its
+# contract: `POST /internal/pledges/{id}/cancel`).
+CANCELABLE_STATUSES = frozenset({"active", "payment_failed"})
 
 
 class ExclusionReason:

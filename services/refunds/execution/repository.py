@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.refunds.batches.repository import LedgerRepository, RefundBatchRepository
-from services.refunds.models import BatchStatus, ItemAction, ItemStatus, RefundBatch, RefundItem
+from services.refunds.models import BatchKind, BatchStatus, ItemAction, ItemStatus, RefundBatch, RefundItem
 from shared.db import utcnow
 
 ITEMS = RefundItem.__table__
@@ -26,6 +26,13 @@ class RunningBatch:
     id: uuid.UUID
     reason: str
     stripe_reason: str
+    kind: BatchKind = BatchKind.BATCH
+
+    @property
+    def reports_failures(self) -> bool:
+        """A backer's refund is already in their pledge's history (as pending): pledges must hear how it ended,
+        even when no refund exists at Stripe (refused, or over the ledger)."""
+        return self.kind is BatchKind.BACKER
 
 
 @dataclass(slots=True)
@@ -41,6 +48,7 @@ class ClaimedItem:
     idempotency_key: str
     previous_attempts: int  # claims before this one: a call may have reached Stripe
     first_attempted_at: datetime
+    reports_failures: bool = False  # see RunningBatch.reports_failures
 
 
 @dataclass(slots=True)
@@ -61,7 +69,9 @@ class Outcome:
 
     @property
     def report_due(self) -> bool:
-        return self.stripe_refund_id is not None
+        if self.stripe_refund_id is not None:
+            return True
+        return self.item.reports_failures and self.status is ItemStatus.FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +80,7 @@ class ReportTask:
     batch_id: uuid.UUID
     pledge_id: uuid.UUID
     status: ItemStatus
-    stripe_refund_id: str
+    stripe_refund_id: str | None  # None only for a backer's refund that failed before reaching Stripe
     amount: int
     currency: str
     failure_reason: str | None
@@ -86,14 +96,14 @@ class ExecutionRepository:
 
     async def running_batches(self) -> list[RunningBatch]:
         rows = await self.session.execute(
-            select(RefundBatch.id, RefundBatch.reason, RefundBatch.stripe_reason).where(
+            select(RefundBatch.id, RefundBatch.reason, RefundBatch.stripe_reason, RefundBatch.kind).where(
                 RefundBatch.status == BatchStatus.RUNNING
             )
         )
         return [RunningBatch(*row) for row in rows.all()]
 
     async def claim(
-        self, batch_id: uuid.UUID, owner: str, limit: int, lease: timedelta
+        self, batch_id: uuid.UUID, owner: str, limit: int, lease: timedelta, *, reports_failures: bool = False
     ) -> tuple[list[ClaimedItem], list[uuid.UUID]]:
         """Take up to ``limit`` due items of a batch under a lease. Returns the claimed items and the ids of
         items that failed at once because their pledge's ledger has no room left for them."""
@@ -154,6 +164,7 @@ class ExecutionRepository:
                 idempotency_key=row.idempotency_key,
                 previous_attempts=row.attempts,
                 first_attempted_at=row.first_attempted_at or now,
+                reports_failures=reports_failures,
             )
             for row in rows
             if row.id not in refused
@@ -170,6 +181,7 @@ class ExecutionRepository:
                     status=ItemStatus.FAILED,
                     failure_code="exceeds_refundable",
                     failure_reason="Refunds committed for this pledge across batches would exceed what was charged.",
+                    report_due=reports_failures,
                     finished_at=now,
                     lease_owner=None,
                     lease_expires_at=None,
@@ -341,7 +353,8 @@ class ExecutionRepository:
         await self.session.execute(
             update(RefundItem).where(RefundItem.id.in_([r.id for r in rows])).values(report_claimed_until=now + lease)
         )
-        return [ReportTask(*row) for row in rows if row.stripe_refund_id]
+        # Outcomes without a Stripe refund are only due for backer refunds (see RunningBatch.reports_failures).
+        return [ReportTask(*row) for row in rows if row.stripe_refund_id or row.status is ItemStatus.FAILED]
 
     async def mark_reported(self, reported: Sequence[tuple[ReportTask, str | None]]) -> None:
         """``(task, refusal)``: reported as ``task.status``; a refusal by the pledges service flags the item."""

@@ -174,7 +174,9 @@ class RefundWorker:
             if want <= 0:
                 break
             async with self.db.write_sessions() as session:
-                items, refused = await ExecutionRepository(session).claim(batch_id, self.owner, want, self.lease)
+                items, refused = await ExecutionRepository(session).claim(
+                    batch_id, self.owner, want, self.lease, reports_failures=self.batches[batch_id].reports_failures
+                )
                 await session.commit()
             if refused:
                 log.warning("refund.item.exceeds_refundable", batch_id=str(batch_id), items=len(refused))
@@ -255,6 +257,7 @@ class RefundWorker:
                     "refund_batch_id": str(item.batch_id),
                     "pledge_id": str(item.pledge_id),
                     "campaign_id": str(item.campaign_id),
+                    "refund_kind": batch.kind.value if batch else "batch",
                 },
             )
             return outcome_from_refund(item, refund)
@@ -358,7 +361,7 @@ class RefundWorker:
             amount=task.amount,
             currency=task.currency,
             status=task.status.value,  # type: ignore[arg-type]
-            failure_reason=task.failure_reason,
+            failure_reason=(task.failure_reason or "")[:200] or None,  # the pledges contract's limit
             batch_id=task.batch_id,
         )
         async with semaphore:

@@ -11,6 +11,7 @@ import httpx
 from services.pledges.tests.factories import (
     Backer,
     LiveCampaign,
+    eventually,
     idem,
     live_campaign,
     payment_intents,
@@ -19,6 +20,7 @@ from services.pledges.tests.factories import (
     reservation,
     service_headers,
 )
+from services.pledges.tests.processes import RefundsProcess
 from stripe_local.testing import StripeLocalProcess
 
 
@@ -92,7 +94,10 @@ async def test_backers_of_the_old_version_are_asked_and_keep_their_terms_until_t
 
 
 async def test_withdrawing_a_charged_pledge_refunds_it_in_full_and_releases_it(
-    client: httpx.AsyncClient, campaigns: httpx.AsyncClient, stripe_server: StripeLocalProcess
+    client: httpx.AsyncClient,
+    campaigns: httpx.AsyncClient,
+    stripe_server: StripeLocalProcess,
+    refunds_service: RefundsProcess,
 ) -> None:
     campaign = await live_campaign(campaigns, funding_model="flexible")
     backer = Backer()
@@ -108,10 +113,20 @@ async def test_withdrawing_a_charged_pledge_refunds_it_in_full_and_releases_it(
     assert withdrawn.status_code == 200, withdrawn.text
     body = withdrawn.json()
     assert (body["status"], body["consent"]["status"]) == ("canceled", "withdrawn")
-    assert body["payment"]["refunded_amount"] == 7_000
+    [asked] = body["refunds"]
+    assert asked["amount"] == 7_000
+
+    async def refunded() -> dict[str, Any] | None:
+        shown = (await client.get(url, headers=backer.headers)).json()
+        return shown if shown["payment"]["refunded_amount"] == 7_000 else None
+
+    shown = await eventually(refunded, what="the withdrawal's refund settled")
+    assert [(r["refund_id"], r["status"]) for r in shown["refunds"]] == [(asked["refund_id"], "succeeded")]
+    assert shown["status"] == "canceled"
     [intent] = payment_intents(stripe_server, pledge["id"])
     [refund] = refunds(stripe_server, intent["id"])
     assert (refund["amount"], refund["status"]) == (7_000, "succeeded")
+    assert (refund["metadata"]["refund_item_id"], refund["metadata"]["refund_kind"]) == (asked["refund_id"], "backer")
     assert (await reservation(campaigns, campaign.id, pledge["id"]))["status"] == "released"
     # Withdrawing again changes nothing and refunds nothing more.
     assert (await client.post(f"{url}/withdraw", headers=backer.headers)).status_code == 200

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.pledges.tests.conftest import WEBHOOK_SECRET
+from services.pledges.tests.events.test_campaign_closed import close
 from services.pledges.tests.factories import Backer, idem, live_campaign, payment_intents, pledge_body, service_headers
 from services.pledges.webhooks.service import webhook_service
 from services.pledges.worker import worker as worker_module
@@ -76,17 +77,20 @@ async def test_a_redelivered_event_is_acknowledged_and_ignored_and_unknown_types
 
 
 async def test_refund_events_delivered_out_of_order_end_in_the_latest_state(
-    client: httpx.AsyncClient, campaigns: httpx.AsyncClient, stripe_server: StripeLocalProcess
+    client: httpx.AsyncClient, app: FastAPI, campaigns: httpx.AsyncClient, stripe_server: StripeLocalProcess
 ) -> None:
-    # A flexible pledge with a card whose refunds succeed, then fail later (Stripe's refundFail test card).
+    # A flexible pledge with a card whose refunds succeed, then fail later (Stripe's refundFail test card),
+    # refunded by this service itself: its campaign was canceled.
     campaign = await live_campaign(campaigns, funding_model="flexible")
     backer = Backer()
     created = await client.post(
         "/v1/pledges", json=pledge_body(campaign, payment_method="pm_card_refundFail"), headers=backer.headers | idem()
     )
     pledge_id = created.json()["id"]
-    canceled = await client.post(f"/v1/pledges/{pledge_id}/cancel", headers=backer.headers)
-    assert canceled.status_code == 200, canceled.text
+    await close(client, campaign, "canceled")
+    await app.state.pledge_worker.run_once()
+    canceled = await client.get(f"/v1/pledges/{pledge_id}", headers=backer.headers)
+    assert canceled.json()["status"] == "canceled", canceled.text
     assert canceled.json()["payment"]["refunded_amount"] == 7_000
     [intent] = payment_intents(stripe_server, pledge_id)
     stripe_server.local("POST", "advance", json={})  # the asynchronous succeeded -> failed transition

@@ -47,14 +47,14 @@ async def test_preview_lists_items_totals_and_every_exclusion_with_its_reason(
     assert response.status_code == 201, response.text
     batch = response.json()
     assert batch["status"] == "preview"
-    assert batch["item_count"] == 4  # three refunds and one cancellation
-    assert batch["cancel_count"] == 1
+    assert batch["item_count"] == 5  # three refunds and two cancellations (a failed charge is never charged)
+    assert batch["cancel_count"] == 2
     assert batch["totals"] == [
         {"currency": "EUR", "amount": 3000, "count": 1},
         {"currency": "USD", "amount": 5000 + 2500, "count": 2},
     ]
-    assert batch["exclusion_counts"] == {"already_refunded": 1, "disputed": 1, "never_charged": 1}
-    assert batch["progress"]["queued_items"] == 4
+    assert batch["exclusion_counts"] == {"already_refunded": 1, "disputed": 1}
+    assert batch["progress"]["queued_items"] == 5
     assert response.headers["location"] == f"/v1/refund-batches/{batch['id']}"
 
     exclusions = await client.get(f"/v1/refund-batches/{batch['id']}/exclusions", headers=OPERATOR)
@@ -63,12 +63,12 @@ async def test_preview_lists_items_totals_and_every_exclusion_with_its_reason(
     assert reasons == {
         str(pledges["refunded"].pledge_id): "already_refunded",  # type: ignore[attr-defined]
         str(pledges["disputed"].pledge_id): "disputed",  # type: ignore[attr-defined]
-        str(pledges["declined"].pledge_id): "never_charged",  # type: ignore[attr-defined]
     }
 
     report = await client.get(f"/v1/refund-batches/{batch['id']}/report?format=json", headers=OPERATOR)
     lines = {line["pledge_id"]: line for line in report.json()["items"]}
     assert lines[str(pledges["uncharged"].pledge_id)]["action"] == "cancel_pledge"  # type: ignore[attr-defined]
+    assert lines[str(pledges["declined"].pledge_id)]["action"] == "cancel_pledge"  # type: ignore[attr-defined]
     assert lines[str(pledges["partly"].pledge_id)]["amount"] == 2500  # type: ignore[attr-defined]
     assert all(line["status"] == "queued" for line in lines.values())
 
