@@ -44,8 +44,9 @@ class UnitOfWorkRoute(APIRoute):
         return unit_of_work_handler
 
 
-def get_session(request: Request) -> AsyncSession:
-    """The request's session (opened by UnitOfWorkRoute)."""
+async def get_session(request: Request) -> AsyncSession:
+    """The request's session (opened by UnitOfWorkRoute). ``async`` on purpose: FastAPI runs a plain ``def``
+    dependency in a worker thread, a thread hop on every request for an attribute read."""
     session: Any = getattr(request.state, "session", None)
     if session is None:
         raise RuntimeError("this route is not a UnitOfWorkRoute: no session is open")

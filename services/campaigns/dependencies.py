@@ -25,7 +25,7 @@ async def get_database(request: Request) -> Database:
 
 async def request_session(request: Request) -> AsyncSession:
     """The request's unit-of-work session (``shared.unit_of_work.get_session``, without the thread hop)."""
-    return get_session(request)
+    return await get_session(request)
 
 
 async def get_viewer(principal: Principal | None = Depends(optional_principal)) -> Viewer:
