@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.pledges.models import (
     CampaignClosure,
     FundingModel,
+    OutboxEvent,
     Pledge,
     PledgePayment,
     PledgeRefund,
@@ -23,6 +24,7 @@ from services.pledges.models import (
     ReservationState,
 )
 from shared.db import insert_for
+from shared.outbox import publish
 from shared.repository import RepositoryBase
 
 
@@ -248,6 +250,7 @@ class PledgeRepository(RepositoryBase[Pledge]):
         return int((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]
 
 
+PLEDGE_REFUNDED = "pledge.refunded"
 REFUND_STATUSES = frozenset({PledgeStatus.COLLECTED, PledgeStatus.PARTIALLY_REFUNDED, PledgeStatus.REFUNDED})
 
 
@@ -256,7 +259,23 @@ async def refresh_refund_totals(session: Any, pledge: Pledge) -> None:
     if a refund later fails). ``pledge`` must be loaded in ``session`` (locked on PostgreSQL)."""
     sums = await RefundRepository(session).sums(pledge.id)
     refunded = sums.get(RefundStatus.SUCCEEDED, 0)
+    previous = pledge.refunded_amount
     pledge.refunded_amount = refunded
+    if refunded > previous:
+        # In the same transaction as the change (the outbox): ids and amounts only. No consumer yet.
+        await publish(
+            session,
+            OutboxEvent,
+            PLEDGE_REFUNDED,
+            {
+                "pledge_id": str(pledge.id),
+                "campaign_id": str(pledge.campaign_id),
+                "currency": pledge.currency,
+                "charged_amount": pledge.charged_amount,
+                "refunded_amount": refunded,
+                "refunded_now_amount": refunded - previous,
+            },
+        )
     if pledge.status in REFUND_STATUSES and pledge.charged_amount > 0:
         if refunded >= pledge.charged_amount:
             pledge.status = PledgeStatus.REFUNDED

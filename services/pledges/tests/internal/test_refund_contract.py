@@ -6,7 +6,10 @@ import uuid
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
 
+from services.pledges.models import OutboxEvent
 from services.pledges.tests.factories import (
     Backer,
     idem,
@@ -218,3 +221,29 @@ async def test_internal_routes_need_a_service_token(client: httpx.AsyncClient) -
     assert (await client.get(url, headers=auth_headers("op", "operator"))).status_code == 403
     missing_key = await client.post(f"{url}/cancel", json={"reason": "x"}, headers=service_headers())
     assert missing_key.status_code == 422
+
+
+async def test_each_refund_that_succeeds_publishes_pledge_refunded_with_ids_and_amounts(
+    client: httpx.AsyncClient, app: FastAPI, campaigns: httpx.AsyncClient
+) -> None:
+    campaign = await live_campaign(campaigns, funding_model="flexible")
+    pledge = await _pledge(client, pledge_body(campaign))
+    first, second = refund(3_000, "pending"), refund(4_000, "succeeded")
+
+    assert (await _record(client, pledge["id"], first)).status_code == 200  # pending: nothing refunded yet
+    assert (await _record(client, pledge["id"], first | {"status": "succeeded"})).status_code == 200
+    assert (await _record(client, pledge["id"], first | {"status": "succeeded"})).status_code == 200  # replay
+    assert (await _record(client, pledge["id"], second)).status_code == 200
+
+    async with app.state.db.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(OutboxEvent).where(OutboxEvent.type == "pledge.refunded").order_by(OutboxEvent.created_at)
+            )
+        ).scalars()
+        payloads = [row.payload for row in rows if row.payload["pledge_id"] == pledge["id"]]
+    common = {"pledge_id": pledge["id"], "campaign_id": campaign.id, "currency": "USD", "charged_amount": 7_000}
+    assert payloads == [
+        common | {"refunded_amount": 3_000, "refunded_now_amount": 3_000},
+        common | {"refunded_amount": 7_000, "refunded_now_amount": 4_000},
+    ]
