@@ -24,7 +24,7 @@ async def get_database(request: Request) -> Database:
 
 
 async def request_session(request: Request) -> AsyncSession:
-    """The request's unit-of-work session (``shared.unit_of_work.get_session``, without the thread hop)."""
+    """The request's unit-of-work session (``shared.unit_of_work.get_session``)."""
     return await get_session(request)
 
 
