@@ -19,6 +19,16 @@ class InvalidBatchState(Conflict):
         super().__init__(f"A batch that is {status} cannot be {action}.", extra={"batch_status": status})
 
 
+class BackerRefundNotCancelable(Conflict):
+    """A backer's own refund (their canceled pledge already shows it pending) is owed: it can be paused, not
+    canceled."""
+
+    code = "backer_refund_not_cancelable"
+
+    def __init__(self) -> None:
+        super().__init__("A backer's own refund cannot be canceled; pause it if it must wait.")
+
+
 class SecondApproverRequired(Forbidden):
     code = "second_approver_required"
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.refunds.batches import schemas
 from services.refunds.batches.exceptions import (
+    BackerRefundNotCancelable,
     BatchTooLarge,
     InvalidBatchState,
     InvalidSelection,
@@ -384,6 +385,8 @@ class RefundBatchService:
         self, session: AsyncSession, principal: Principal, batch_id: uuid.UUID, note: str | None
     ) -> RefundBatch:
         batch = await self.get(session, principal, batch_id)
+        if batch.kind is BatchKind.BACKER:
+            raise BackerRefundNotCancelable()
         await self._transition(
             session,
             batch,

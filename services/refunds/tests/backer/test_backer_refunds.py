@@ -109,3 +109,17 @@ async def test_a_backer_refund_that_cannot_be_made_is_reported_failed_to_pledges
         record = await eventually(reported, timeout=20, what="the failure reported to pledges")
     assert (record["refund_id"], record["stripe_refund_id"]) == (made.json()["id"], None)
     assert pledge.stripe_payment_intent_id not in await stripe_refunds_by_intent(stripe_server)
+
+
+async def test_an_operator_cannot_cancel_a_backer_refund(
+    client: httpx.AsyncClient, fake_pledges: FakePledges, campaign_id: uuid.UUID
+) -> None:
+    pledge = fake_pledges.add(campaign_id=campaign_id, charged_amount=500, stripe_payment_intent_id="pi_x")
+    refund = (await ask(client, pledge, PLEDGES_SERVICE)).json()  # workers off: it stays queued
+    url = f"/v1/refund-batches/{refund['batch_id']}"
+    operator = auth_headers("op", "operator")
+
+    canceled = await client.post(f"{url}/cancel", headers=operator)
+
+    assert (canceled.status_code, canceled.json()["code"]) == (409, "backer_refund_not_cancelable")
+    assert (await client.get(url, headers=operator)).json()["status"] == "running"
