@@ -25,12 +25,13 @@ conditional statements in the request's transaction, rolled back on a refusal.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Integer,
     Row,
     String,
@@ -75,12 +76,24 @@ def is_postgresql(session: AsyncSession) -> bool:
 # -- the facts a reservation is checked against, read once before any write -----------------------------------
 
 _existing = reservations.alias("existing")
+_CAPACITY_COLUMNS = (
+    campaigns.c.status,
+    campaigns.c.deadline_at,
+    campaigns.c.cap_amount,
+    campaigns.c.reserved_amount,
+    campaigns.c.committed_amount,
+    tiers.c.current_version,
+    tiers.c.quantity_limit,
+    tiers.c.reserved_quantity,
+    tiers.c.committed_quantity,
+    tiers.c.per_backer_limit,
+    func.coalesce(backer_counts.c.active_count, 0).label("active_count"),
+)
 _TERMS = (
     select(
         campaigns.c.currency,
         tiers.c.id.label("tier_id"),
-        tiers.c.current_version,
-        tiers.c.per_backer_limit,
+        *_CAPACITY_COLUMNS,
         tier_versions.c.price_amount,
         tier_versions.c.shipping,
         *(c.label(f"existing_{c.name}") for c in _existing.c),
@@ -91,19 +104,34 @@ _TERMS = (
             tier_versions,
             and_(tier_versions.c.tier_id == tiers.c.id, tier_versions.c.version == bindparam("tier_version")),
         )
+        .outerjoin(
+            backer_counts,
+            and_(backer_counts.c.tier_id == tiers.c.id, backer_counts.c.backer_id == bindparam("backer_id")),
+        )
         .outerjoin(_existing, _existing.c.id == bindparam("pledge_id"))
     )
     .where(campaigns.c.id == bindparam("campaign_id"))
 )
 
 # PostgreSQL: the same read also makes sure the (tier, backer) count row exists (count 0), so that the
-# reserve statement can lock it. A row left at 0 by a refused pledge means "no active reservation".
+# reserve statement can lock it — only when the campaign would take the amount, so that a refusal (a full
+# cap) writes nothing. A row left at 0 means "no active reservation".
 _SEED_BACKER_COUNT = (
     postgresql.insert(backer_counts)
     .from_select(
         ["tier_id", "backer_id", "active_count"],
-        select(tiers.c.id, bindparam("backer_id", type_=String), literal_column("0")).where(
-            tiers.c.id == bindparam("tier_id"), tiers.c.campaign_id == bindparam("campaign_id")
+        select(tiers.c.id, bindparam("backer_id", type_=String), literal_column("0"))
+        .select_from(tiers.join(campaigns, campaigns.c.id == tiers.c.campaign_id))
+        .where(
+            tiers.c.id == bindparam("tier_id"),
+            campaigns.c.id == bindparam("campaign_id"),
+            campaigns.c.status == CampaignStatus.LIVE,
+            campaigns.c.deadline_at > bindparam("now"),
+            or_(
+                campaigns.c.cap_amount.is_(None),
+                campaigns.c.reserved_amount + campaigns.c.committed_amount + bindparam("amount", type_=BigInteger)
+                <= campaigns.c.cap_amount,
+            ),
         ),
     )
     .on_conflict_do_nothing()
@@ -121,6 +149,28 @@ class ReservationTerms:
     price_amount: int | None  # None: the version asked for does not exist
     shipping: list[dict[str, Any]] | None
     existing: dict[str, Any] | None  # a reservation already made with this pledge id
+    capacity: Mapping[str, Any]  # the running totals and limits, as of this read (see first_refusal)
+
+
+def first_refusal(facts: Any, values: Mapping[str, Any], *, campaign_held: bool = False) -> ReserveRefusal | None:
+    """The first condition a reservation of ``values`` fails on ``facts`` (running totals and limits), in
+    the order the API documents; None if it fits. ``campaign_held``: the amount is already held on the
+    campaign (SQLite, after its conditional update passed), so its conditions are not checked again."""
+    if not campaign_held:
+        deadline = facts.deadline_at
+        if facts.status != CampaignStatus.LIVE or deadline is None or deadline <= values["created_at"]:
+            return ReserveRefusal("not_accepting")
+        held = facts.reserved_amount + facts.committed_amount
+        if facts.cap_amount is not None and held + values["amount"] > facts.cap_amount:
+            return ReserveRefusal("cap")
+    if facts.current_version != values["tier_version"]:
+        return ReserveRefusal("terms", facts.current_version)
+    claimed = facts.reserved_quantity + facts.committed_quantity
+    if facts.quantity_limit is not None and claimed + 1 > facts.quantity_limit:
+        return ReserveRefusal("tier_quantity")
+    if facts.per_backer_limit is not None and facts.active_count + 1 > facts.per_backer_limit:
+        return ReserveRefusal("backer_limit")
+    return None
 
 
 # -- PostgreSQL: one statement per capacity change ------------------------------------------------------------
@@ -289,23 +339,18 @@ class ReserveOutcome:
 class ReservationRepository(RepositoryBase[Reservation]):
     model = Reservation
 
-    async def terms(
-        self,
-        *,
-        campaign_id: uuid.UUID,
-        tier_id: uuid.UUID,
-        tier_version: int,
-        pledge_id: uuid.UUID,
-        backer_id: str,
-    ) -> ReservationTerms | None:
-        """The campaign's currency, the tier and the asked-for version of its terms, and any reservation
-        already made with this pledge id: one read. None when the campaign does not exist."""
+    async def terms(self, values: Mapping[str, Any]) -> ReservationTerms | None:
+        """For a reservation of ``values`` (its columns, ``id`` the pledge id): the campaign's currency, the
+        tier and the asked-for version of its terms, the running totals and limits, and any reservation
+        already made with this pledge id — one read. None when the campaign does not exist."""
         params = {
-            "campaign_id": campaign_id,
-            "tier_id": tier_id,
-            "tier_version": tier_version,
-            "pledge_id": pledge_id,
-            "backer_id": backer_id,
+            "campaign_id": values["campaign_id"],
+            "tier_id": values["tier_id"],
+            "tier_version": values["tier_version"],
+            "pledge_id": values["id"],
+            "backer_id": values["backer_id"],
+            "amount": values["amount"],
+            "now": values["created_at"],
         }
         statement = _TERMS_AND_SEED if is_postgresql(self.session) else _TERMS
         row = (await self.session.execute(statement, params)).first()
@@ -325,6 +370,7 @@ class ReservationRepository(RepositoryBase[Reservation]):
             price_amount=mapping["price_amount"],
             shipping=mapping["shipping"],
             existing=existing,
+            capacity=row,
         )
 
     async def get_row(self, pledge_id: uuid.UUID) -> Row[Any] | None:
@@ -429,8 +475,7 @@ class CapacityRepository:
         raise ReserveRefusal("cap")
 
     async def _raise_refusal(self, values: dict[str, Any], *, campaign_held: bool = False) -> None:
-        """Raise the first failing condition, read without locks. ``campaign_held``: this transaction already
-        holds the amount on the campaign (SQLite), whose conditions passed."""
+        """Raise the first failing condition, read without locks."""
         facts = (
             await self.session.execute(
                 _REFUSAL_FACTS,
@@ -439,20 +484,9 @@ class CapacityRepository:
         ).first()
         if facts is None:
             raise ReserveRefusal("not_accepting")
-        if not campaign_held:
-            deadline = facts.deadline_at
-            if facts.status != CampaignStatus.LIVE or deadline is None or deadline <= values["created_at"]:
-                raise ReserveRefusal("not_accepting")
-            held = facts.reserved_amount + facts.committed_amount
-            if facts.cap_amount is not None and held + values["amount"] > facts.cap_amount:
-                raise ReserveRefusal("cap")
-        if facts.current_version != values["tier_version"]:
-            raise ReserveRefusal("terms", facts.current_version)
-        claimed = facts.reserved_quantity + facts.committed_quantity
-        if facts.quantity_limit is not None and claimed + 1 > facts.quantity_limit:
-            raise ReserveRefusal("tier_quantity")
-        if facts.per_backer_limit is not None and facts.active_count + 1 > facts.per_backer_limit:
-            raise ReserveRefusal("backer_limit")
+        refusal = first_refusal(facts, values, campaign_held=campaign_held)
+        if refusal is not None:
+            raise refusal
 
     async def get_existing(self, pledge_id: uuid.UUID) -> Row[Any] | None:
         return (await self.session.execute(_RESERVATION_BY_ID, {"pledge_id": pledge_id})).first()

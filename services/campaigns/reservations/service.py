@@ -44,6 +44,7 @@ from services.campaigns.reservations.repository import (
     ReservationRepository,
     ReservationTerms,
     ReserveRefusal,
+    first_refusal,
 )
 from services.campaigns.tiers.exceptions import TierNotFound
 from shared.db import utcnow
@@ -121,20 +122,6 @@ class ReservationService:
         One read (terms, and a reservation already made with this pledge id), the checks of the terms, then
         one conditional write that holds the capacity (see the repository)."""
         now = utcnow()
-        terms = await ReservationRepository(session).terms(
-            campaign_id=campaign_id,
-            tier_id=data.tier_id,
-            tier_version=data.tier_version,
-            pledge_id=data.pledge_id,
-            backer_id=data.backer_id,
-        )
-        if terms is None:
-            raise CampaignNotFound(campaign_id)
-        if terms.tier_id is None:
-            raise TierNotFound(data.tier_id)
-        if terms.existing is not None:
-            return self._repeat(terms.existing, campaign_id, data), False
-        _check_terms(terms, data)
         values = {
             "id": data.pledge_id,
             "campaign_id": campaign_id,
@@ -147,6 +134,19 @@ class ReservationService:
             "expires_at": now + timedelta(seconds=settings.reservation_ttl_seconds),
             "created_at": now,
         }
+        terms = await ReservationRepository(session).terms(values)
+        if terms is None:
+            raise CampaignNotFound(campaign_id)
+        if terms.tier_id is None:
+            raise TierNotFound(data.tier_id)
+        if terms.existing is not None:
+            return self._repeat(terms.existing, campaign_id, data), False
+        _check_terms(terms, data)
+        # Refused on what was just read (a full cap, a sold-out tier): no write, no lock. Capacity only comes
+        # back through a release, and a request read a moment before that release is refused all the same.
+        early = first_refusal(terms.capacity, values)
+        if early is not None:
+            raise _refusal(early)
         capacity = CapacityRepository(session)
         try:
             outcome = await capacity.reserve(values, per_backer_limit=terms.per_backer_limit)
