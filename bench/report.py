@@ -25,7 +25,13 @@ def _chart(title: str, labels: list[str], values: list[float], axis: str) -> str
 def write_report(results: dict[str, Any], directory: Path) -> str:
     (directory / "results.json").write_text(json.dumps(results, indent=2, default=str))
     m = results["machine"]
-    lines = [f"# Benchmark results ({m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']})", ""]
+    load = ", ".join(f"{x:.1f}" for x in m.get("load_average_at_start", ()))
+    lines = [
+        f"# Benchmark results ({m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']})",
+        "",
+        f"Load average when the run started: {load} (other work on the machine shifts every figure).",
+        "",
+    ]
     rush = results.get("rush")
     if rush:
         lat = rush["latency_ms"]
