@@ -57,6 +57,10 @@ class RefundRefused(Exception):
         )
 
 
+class CallWithdrawn(Exception):
+    """The call was no longer wanted when its rate-limited turn came (its batch was paused or canceled)."""
+
+
 class StripeUnavailable(Exception):
     """Stripe kept failing transiently (429, 5xx, timeouts, connection errors) through every retry."""
 
@@ -125,7 +129,11 @@ class StripeRefunds:
         assert self._client is not None, "StripeRefunds.open() was not called"
         return self._client
 
-    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(
+        self, operation: str, call: Callable[[], Awaitable[T]], still_wanted: Callable[[], bool] | None = None
+    ) -> T:
+        """The call under the fleet rate limit, retried while transient. Raises ``CallWithdrawn`` (nothing sent)
+        when ``still_wanted`` says, once the limit grants the call, that it is no longer wanted."""
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.settings.stripe_attempts_per_claim)
@@ -137,6 +145,8 @@ class StripeRefunds:
                 with attempt:
                     async with self.permits:
                         await self.limiter.acquire()
+                        if still_wanted is not None and not still_wanted():
+                            raise CallWithdrawn()
                         self.calls += 1
                         return await call()
         except stripe.StripeError as exc:
@@ -163,6 +173,7 @@ class StripeRefunds:
         reason: str,
         idempotency_key: str,
         metadata: dict[str, str],
+        still_wanted: Callable[[], bool] | None = None,
     ) -> StripeRefund:
         params: dict[str, Any] = {
             "payment_intent": payment_intent,
@@ -176,6 +187,7 @@ class StripeRefunds:
                 params=params,  # type: ignore[arg-type]
                 options={"idempotency_key": idempotency_key},
             ),
+            still_wanted,
         )
         return _refund(refund)
 

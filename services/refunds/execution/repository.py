@@ -190,6 +190,22 @@ class ExecutionRepository:
             )
         return claimed, refused
 
+    async def extend_leases(self, owner: str, item_ids: Sequence[uuid.UUID], lease: timedelta) -> int:
+        """Keep holding items this worker still has in hand (queued locally, waiting for a rate-limited turn, in
+        flight): their lease is renewed while the worker lives, so no claim can take them in the meantime."""
+        if not item_ids:
+            return 0
+        result = await self.session.execute(
+            update(RefundItem)
+            .where(
+                RefundItem.id.in_(list(item_ids)),
+                RefundItem.lease_owner == owner,
+                RefundItem.status == ItemStatus.QUEUED,
+            )
+            .values(lease_expires_at=utcnow() + lease)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def record(self, owner: str, outcomes: Sequence[Outcome]) -> int:
         """Write outcomes, each fenced by this worker's lease (a worker that lost its lease writes nothing).
         Returns how many items were written."""

@@ -25,7 +25,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import structlog
@@ -43,7 +43,13 @@ from services.refunds.execution.repository import (
     RunningBatch,
 )
 from services.refunds.models import AuditAction, ItemAction, ItemStatus
-from services.refunds.stripe_gateway import RefundRefused, StripeRefund, StripeRefunds, StripeUnavailable
+from services.refunds.stripe_gateway import (
+    CallWithdrawn,
+    RefundRefused,
+    StripeRefund,
+    StripeRefunds,
+    StripeUnavailable,
+)
 from services.refunds.webhooks.service import stripe_event_service
 from shared.db import Database, utcnow
 from shared.http import UpstreamUnavailable
@@ -96,6 +102,10 @@ class RefundWorker:
         self.outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         self.batches: dict[uuid.UUID, RunningBatch] = {}
         self.in_flight: dict[uuid.UUID, ClaimedItem] = {}
+        # Everything this replica holds under its lease, from the claim until its outcome is written: the
+        # leases are renewed while held, however long a rate-limited turn takes.
+        self.held: dict[uuid.UUID, ClaimedItem] = {}
+        self._renewed_at = time.monotonic()
         self.drained: set[uuid.UUID] = set()
         self.wake_reporter = asyncio.Event()
         self._rotation = 0
@@ -104,14 +114,15 @@ class RefundWorker:
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        loops = {
+            "claimer": self._claimer,
+            "recorder": self._recorder,
+            "reporter": self._reporter,
+            "housekeeping": self._housekeeping,
+            **{f"processor-{i}": self._processor for i in range(self.concurrency)},
+        }
         tasks = [
-            asyncio.create_task(self._claimer(), name="refunds-claimer"),
-            asyncio.create_task(self._recorder(), name="refunds-recorder"),
-            asyncio.create_task(self._reporter(), name="refunds-reporter"),
-            asyncio.create_task(self._housekeeping(), name="refunds-housekeeping"),
-        ]
-        tasks += [
-            asyncio.create_task(self._processor(), name=f"refunds-processor-{i}") for i in range(self.concurrency)
+            asyncio.create_task(self._supervised(name, loop), name=f"refunds-{name}") for name, loop in loops.items()
         ]
         log.info("refund.worker.started", owner=self.owner, concurrency=self.concurrency)
         try:
@@ -121,6 +132,20 @@ class RefundWorker:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._hand_back_on_shutdown()
+
+    @staticmethod
+    async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """A loop that fails unexpectedly is logged and started again: one bug never silently stops the
+        replica's workers while the process goes on answering (and passing its health checks)."""
+        while True:
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("refund.worker.loop_crashed", loop=name)
+                await asyncio.sleep(1.0)
 
     async def _hand_back_on_shutdown(self) -> None:
         """A graceful stop returns what this replica holds at once instead of waiting for leases to expire:
@@ -149,10 +174,21 @@ class RefundWorker:
             running = await ExecutionRepository(session).running_batches()
         self.batches = {b.id: b for b in running}
 
+    async def _renew_leases(self) -> None:
+        if time.monotonic() - self._renewed_at < self.lease.total_seconds() / 3:
+            return
+        self._renewed_at = time.monotonic()
+        if not self.held:
+            return
+        async with self.db.write_sessions() as session:
+            await ExecutionRepository(session).extend_leases(self.owner, list(self.held), self.lease)
+            await session.commit()
+
     async def _claimer(self) -> None:
         while True:
             claimed = 0
             try:
+                await self._renew_leases()
                 await self._refresh_batches()
                 room = self.buffer_size - self.queue.qsize()
                 if self.batches and room >= max(1, self.buffer_size // 4):
@@ -183,6 +219,9 @@ class RefundWorker:
             if not items and not refused:
                 self.drained.add(batch_id)
             for item in items:
+                if item.id in self.held:
+                    continue  # already in hand here (its lease had lapsed): never twice in the queue
+                self.held[item.id] = item
                 self.queue.put_nowait(item)
             total += len(items)
         return total
@@ -205,7 +244,7 @@ class RefundWorker:
                 log.exception("refund.item.crashed", item_id=str(item.id))
                 outcome = self._retry(item, f"{type(exc).__name__}: {exc}", may_have_called=True)
             self.outcomes.put_nowait(outcome)
-            del self.in_flight[item.id]
+            self.in_flight.pop(item.id, None)
 
     def _retry(self, item: ClaimedItem, error: str, *, may_have_called: bool) -> Outcome:
         attempts = item.previous_attempts + 1
@@ -248,6 +287,9 @@ class RefundWorker:
                     return outcome_from_refund(item, existing)
             batch = self.batches.get(item.batch_id)
             refund = await self.stripe.create_refund(
+                # Checked again once the rate limit grants the call: a batch paused or canceled while the item
+                # waited for its turn sends nothing more.
+                still_wanted=lambda: item.batch_id in self.batches,
                 payment_intent=item.payment_intent,
                 amount=item.amount,
                 reason=batch.stripe_reason if batch else self.settings.stripe_refund_reason,
@@ -261,6 +303,8 @@ class RefundWorker:
                 },
             )
             return outcome_from_refund(item, refund)
+        except CallWithdrawn:
+            return Outcome(item, None, may_have_called=False, error=None)  # handed back untouched
         except RefundRefused as refused:
             if refused.looks_already_refunded:
                 try:
@@ -310,6 +354,8 @@ class RefundWorker:
         async with self.db.write_sessions() as session:
             await ExecutionRepository(session).record(self.owner, outcomes)
             await session.commit()
+        for outcome in outcomes:
+            self.held.pop(outcome.item.id, None)
         finals = [o for o in outcomes if o.status is not None]
         self.processed += len(finals)
         if any(o.report_due for o in finals):

@@ -96,6 +96,53 @@ async def test_overlapping_batches_never_refund_beyond_what_was_charged(
     assert [r["amount"] for r in refunds[pledge.stripe_payment_intent_id]] == [600]
 
 
+async def test_a_pause_stops_refunds_already_waiting_for_their_rate_limited_turn(
+    settings: Settings, fake_pledges: FakePledges, stripe_server: StripeLocalProcess, campaign_id: uuid.UUID
+) -> None:
+    """At 4 refunds/s with 16 concurrent slots, up to 16 items wait for their turn at any moment: a pause must
+    stop them too, not only the items still in the queue."""
+    pledges = await seed_charged_pledges(fake_pledges, stripe_server, campaign_id, [1200] * 40)
+    slow = settings.model_copy(
+        update={"worker_enabled": True, "stripe_rate_limit_per_second": 4.0, "stripe_max_concurrency": 16}
+    )
+    async with app_client(create_app(slow)) as client:
+        batch_id = await create_and_start_batch(client, campaign_id, OPERATOR)
+        await eventually(lambda: _at_least(lambda: _done(client, batch_id), 4), timeout=20, what="some refunds")
+        assert (await client.post(f"/v1/refund-batches/{batch_id}/pause", headers=OPERATOR)).status_code == 200
+        sent_at_pause = _count(await stripe_refunds_by_intent(stripe_server), pledges)
+        await asyncio.sleep(2.5)  # ten more turns of the rate limit
+        sent_after = _count(await stripe_refunds_by_intent(stripe_server), pledges)
+        body = (await client.get(f"/v1/refund-batches/{batch_id}", headers=OPERATOR)).json()
+    # The worker sees the pause within a poll (0.25 s): at most the turn granted meanwhile still goes out.
+    assert sent_after - sent_at_pause <= 2, (sent_at_pause, sent_after)
+    assert body["status"] == "paused"
+    assert body["progress"]["done_items"] == sent_after
+
+
+async def test_items_waiting_longer_than_the_lease_are_kept_not_claimed_twice(
+    settings: Settings, fake_pledges: FakePledges, stripe_server: StripeLocalProcess, campaign_id: uuid.UUID
+) -> None:
+    """A 1 s lease while items wait ~5 s for a rate-limited turn: the worker renews what it holds, so no claim
+    takes an item it still has, the worker survives, and every pledge is refunded exactly once."""
+    pledges = await seed_charged_pledges(fake_pledges, stripe_server, campaign_id, [1300] * 30)
+    tight = settings.model_copy(
+        update={
+            "worker_enabled": True,
+            "stripe_rate_limit_per_second": 5.0,
+            "stripe_max_concurrency": 8,
+            "worker_lease_seconds": 1.0,
+        }
+    )
+    async with app_client(create_app(tight)) as client:
+        batch_id = await create_and_start_batch(client, campaign_id, OPERATOR)
+        body = await wait_for_batch(client, batch_id, OPERATOR, timeout=40)
+        worker = client._transport.app.state.worker  # type: ignore[attr-defined]
+    assert body["progress"]["done_items"] == len(pledges)
+    assert worker.processed == len(pledges)  # each item decided once by this replica
+    refunds = await stripe_refunds_by_intent(stripe_server)
+    assert all(len(refunds.get(p.stripe_payment_intent_id, [])) == 1 for p in pledges)
+
+
 async def _at_least(probe, threshold: int) -> bool:  # type: ignore[no-untyped-def]
     return await probe() >= threshold
 
