@@ -45,6 +45,7 @@ def create_service_app(
             settings.database_url,
             pool_size=settings.database_pool_size,
             pool_timeout=settings.database_pool_timeout_seconds,
+            pool_pre_ping=settings.database_pool_pre_ping,
             echo=settings.database_echo,
         )
         app.state.db = database

@@ -77,5 +77,6 @@ class ServiceSettings(CommonSettings):
     database_url: str = "sqlite+aiosqlite:///./data/service.sqlite3"
     database_pool_size: int = 10  # and as many again in overflow
     database_pool_timeout_seconds: float = 5.0  # waiting for a free connection longer than this is a 503
+    database_pool_pre_ping: bool = False  # test each connection on checkout (costly on asyncpg; see shared/db.py)
     database_echo: bool = False
     http_timeout_seconds: float = 5.0

@@ -10,7 +10,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from shared.db import create_engine, is_transient_db_error
-from shared.testing import app_client, auth_headers
+from shared.testing import BACKEND, _pg_execute, app_client, auth_headers
 from shared.tests.conftest import build_app
 
 
@@ -73,3 +73,19 @@ async def test_a_constraint_violation_is_not_transient(shared_database_url: str)
         assert not is_transient_db_error(caught.value)
     finally:
         await engine.dispose()
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="server-side connection kill: PostgreSQL only")
+async def test_connections_killed_by_the_server_cost_at_most_a_retryable_503(shared_database_url: str) -> None:
+    """No pre-ping on checkout (it costs round trips per request): a connection the database dropped fails one
+    request with a 503, the pool discards it and its peers, and the next request is served."""
+    name = shared_database_url.rsplit("/", 1)[1]
+    app = build_app(shared_database_url)
+    async with app_client(app) as client:
+        for _ in range(3):  # pooled connections
+            assert (await client.get("/v1/widgets")).status_code == 200
+        await _pg_execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        statuses = [(await client.get("/v1/widgets")).status_code for _ in range(3)]
+    print("after the kill:", statuses)
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses[-1] == 200, statuses
