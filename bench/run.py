@@ -76,8 +76,18 @@ async def _recreate_databases(names: list[str]) -> None:
         await conn.close()
 
 
+async def _drop_databases(names: list[str]) -> None:
+    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=10)
+    try:
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 def start_stack(extra_env: dict[str, str]) -> Stack:
-    names = {service: f"cf_bench_{service}" for service in SERVICES}
+    # Databases of this run only (two runs at once must not drop each other's), dropped when it ends.
+    names = {service: f"cf_bench_{os.getpid()}_{service}" for service in SERVICES}
     run_sync(_recreate_databases(list(names.values())))
     base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     config = StackConfig(
@@ -300,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     finally:
         stack.stop_all()
+        run_sync(_drop_databases([url.rsplit("/", 1)[1] for url in stack.config.database_urls.values()]))
     RESULTS.mkdir(parents=True, exist_ok=True)
     summary = write_report(results, RESULTS)
     print(summary)
