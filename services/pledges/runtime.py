@@ -30,7 +30,7 @@ class Runtime:
     refunds: RefundsClient
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.pledges  # type: ignore[no-any-return]
 
 

@@ -1,4 +1,5 @@
-"""FastAPI dependencies shared by this service's routers."""
+"""FastAPI dependencies shared by this service's routers. All ``async def``: FastAPI runs a plain ``def``
+dependency in a worker thread, a thread hop on every request for an attribute read."""
 
 from __future__ import annotations
 
@@ -10,19 +11,19 @@ from shared.auth import Role, require_roles
 from shared.db import Database
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 
 
-def get_pledges(request: Request) -> PledgesClient:
+async def get_pledges(request: Request) -> PledgesClient:
     return request.app.state.pledges  # type: ignore[no-any-return]
 
 
-def get_campaigns(request: Request) -> CampaignsClient:
+async def get_campaigns(request: Request) -> CampaignsClient:
     return request.app.state.campaigns  # type: ignore[no-any-return]
 
 
