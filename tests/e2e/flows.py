@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -10,6 +13,7 @@ from typing import Any
 import httpx
 
 from shared.testing import auth_headers
+from tools.stack import Stack
 
 CHECKLIST = ("identity_verified", "prototype_evidence", "budget_plausible", "risks_disclosed", "fulfilment_plan")
 
@@ -91,3 +95,26 @@ def pledge(
 ) -> httpx.Response:
     headers = auth_headers(backer, "backer") | {"Idempotency-Key": key or uuid.uuid4().hex}
     return gateway.post("/v1/pledges", json=pledge_body(live, payment_method), headers=headers)
+
+
+def cli_env(stack: Stack, token: str | None, gateway: str | None = None) -> dict[str, str]:
+    """The environment of a `crowdfund` run against this stack (never the user's own config or token)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROWDFUND_")}
+    env["XDG_CONFIG_HOME"] = str(stack.config.data_dir / "cli-config")
+    env["CROWDFUND_GATEWAY_URL"] = gateway or stack.config.url("gateway")
+    if token:
+        env["CROWDFUND_TOKEN"] = token
+    return env
+
+
+def crowdfund(
+    stack: Stack, token: str | None, *args: str, gateway: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the `crowdfund` command as a user runs it: a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "crowdfund_cli.main", *args],
+        env=cli_env(stack, token, gateway),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

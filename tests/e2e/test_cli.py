@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,24 +11,12 @@ import pytest
 import yaml
 
 from shared.testing import user_token
+from tests.e2e.flows import crowdfund
 from tools.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
 CHECKLIST = ("identity_verified", "prototype_evidence", "budget_plausible", "risks_disclosed", "fulfilment_plan")
-
-
-def crowdfund(
-    stack: Stack, token: str | None, *args: str, gateway: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CROWDFUND_")}
-    env["XDG_CONFIG_HOME"] = str(stack.config.data_dir / "cli-config")  # never the user's own config
-    env["CROWDFUND_GATEWAY_URL"] = gateway or stack.config.url("gateway")
-    if token:
-        env["CROWDFUND_TOKEN"] = token
-    return subprocess.run(
-        [sys.executable, "-m", "crowdfund_cli.main", *args], env=env, capture_output=True, text=True, timeout=60
-    )
 
 
 def _campaign_file(tmp_path: Path) -> Path:

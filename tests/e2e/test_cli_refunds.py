@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import socket
 import subprocess
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 from shared.testing import DatabaseFactory, auth_headers, user_token
-from tests.e2e.flows import launch_campaign, ok, pledge
+from tests.e2e.flows import cli_env, crowdfund, launch_campaign, ok, pledge
 from tools.stack import COMPONENTS, ROOT, SERVICES, Stack, StackConfig
 
 pytestmark = pytest.mark.e2e
@@ -68,31 +67,10 @@ def stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFa
             database_factory.drop(url)
 
 
-def _env(stack: Stack, token: str | None, gateway: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CROWDFUND_")}
-    env["XDG_CONFIG_HOME"] = str(stack.config.data_dir / "cli-config")  # never the user's own config
-    env["CROWDFUND_GATEWAY_URL"] = gateway or stack.config.url("gateway")
-    if token:
-        env["CROWDFUND_TOKEN"] = token
-    return env
-
-
-def crowdfund(
-    stack: Stack, token: str | None, *args: str, gateway: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "crowdfund_cli.main", *args],
-        env=_env(stack, token, gateway),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def watch(stack: Stack, token: str, batch_id: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "crowdfund_cli.main", "refunds", "watch", batch_id],
-        env=_env(stack, token),
+        env=cli_env(stack, token),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
