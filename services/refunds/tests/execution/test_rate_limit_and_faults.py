@@ -35,7 +35,7 @@ async def test_two_replicas_share_a_batch_under_the_fleet_rate_limit(
     settings: Settings, fake_pledges: FakePledges, stripe_server: StripeLocalProcess, campaign_id: uuid.UUID
 ) -> None:
     limit = 40.0
-    pledges = await seed_charged_pledges(fake_pledges, stripe_server, campaign_id, [700] * 240)
+    pledges = await seed_charged_pledges(fake_pledges, stripe_server, campaign_id, [700] * 360)
     # Stripe's own limiter at exactly our limit: one request too many would be a 429 it counts.
     stripe_server.local("POST", "rate_limit", json={"limit_per_second": limit})
     rejected_before = stripe_server.local("GET", "rate_limit")["rejected"]
@@ -57,8 +57,10 @@ async def test_two_replicas_share_a_batch_under_the_fleet_rate_limit(
     finished = max(datetime.fromisoformat(i["finished_at"]) for i in report["items"])
     achieved = len(pledges) / (finished - started).total_seconds()
     print(f"\nachieved {achieved:.1f}/s at a limit of {limit:.0f}/s")
-    assert achieved <= limit * 1.05
-    assert achieved >= limit * 0.9
+    assert achieved <= limit
+    # The limiter spaces slots 2% wide and gives up a slot the loop woke too late for (never above the limit in
+    # any second); the start and the end of the run count too. The bench measures the sustained rate.
+    assert achieved >= limit * 0.85
 
 
 async def test_injected_429s_500s_and_dropped_connections_still_refund_exactly_once(
