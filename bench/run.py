@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from shared.auth import ServiceTokenSource
 from shared.settings import DEV_SERVICE_SECRET
 from shared.testing import POSTGRES_ADMIN_DSN, auth_headers, run_sync
 from tests.e2e.flows import launch_campaign, ok
-from tools.stack import COMPONENTS, ROOT, SERVICES, Stack, StackConfig
+from tools.stack import COMPONENTS, ROOT, SERVICES, Stack, StackConfig, free_ports
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -53,17 +52,6 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
     return ordered[index]
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 async def _recreate_databases(names: list[str]) -> None:
@@ -92,7 +80,7 @@ def start_stack(extra_env: dict[str, str]) -> Stack:
     base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     config = StackConfig(
         data_dir=Path(tempfile.mkdtemp(prefix="crowdfund-bench-")),
-        ports=dict(zip(COMPONENTS, _free_ports(len(COMPONENTS)), strict=True)),
+        ports=dict(zip(COMPONENTS, free_ports(len(COMPONENTS)), strict=True)),
         database_urls={service: f"{base}/{name}" for service, name in names.items()},
         log_to_files=True,
         extra_env={
@@ -249,7 +237,7 @@ def scenario_gateway(stack: Stack, seconds: int) -> dict[str, Any]:
     path = f"/v1/campaigns/{live.id}"
     targets = {"direct": stack.config.url("campaigns") + path, "gateway": stack.config.url("gateway") + path}
     workdir = Path(tempfile.mkdtemp(prefix="crowdfund-nginx-"))
-    nginx_port = _free_ports(1)[0]
+    nginx_port = free_ports(1)[0]
     nginx = _nginx(f"127.0.0.1:{stack.config.ports['campaigns']}", nginx_port, workdir)
     if nginx is not None:
         targets["nginx"] = f"http://127.0.0.1:{nginx_port}{path}"

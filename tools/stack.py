@@ -11,20 +11,25 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import httpx
 
 from shared.auth import issue_user_token
 from shared.migrations import upgrade
 from shared.settings import DEV_ISSUER, DEV_JWT_SECRET
+
+if TYPE_CHECKING:
+    from shared.testing import DatabaseFactory
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("campaigns", "pledges", "refunds")
@@ -200,6 +205,45 @@ class Stack:
 
     def running(self) -> dict[str, int | None]:
         return {name: p.poll() for name, p in self.processes.items()}
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports (bound together, so never the same twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@contextmanager
+def isolated_stack(
+    databases: DatabaseFactory,
+    data_dir: Path,
+    extra_env: dict[str, str],
+    components: Iterable[str] = COMPONENTS,
+) -> Iterator[Stack]:
+    """Tests: the real processes on free ports, each service on a fresh migrated database of its own; stopped
+    and the databases dropped afterwards."""
+    urls = {service: databases.fresh(service, ROOT / "services" / service) for service in SERVICES}
+    config = StackConfig(
+        data_dir=data_dir,
+        ports=dict(zip(COMPONENTS, free_ports(len(COMPONENTS)), strict=True)),
+        database_urls=urls,
+        log_to_files=True,
+        extra_env=extra_env,
+    )
+    running = Stack(config)
+    try:
+        running.start_all(components)
+        yield running
+    finally:
+        running.stop_all()
+        for url in urls.values():
+            databases.drop(url)
 
 
 def _prefix_output(component: str, stream: IO[bytes] | None) -> None:

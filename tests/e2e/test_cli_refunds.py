@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import pytest
 
 from shared.testing import DatabaseFactory, auth_headers, user_token
 from tests.e2e.flows import cli_env, crowdfund, launch_campaign, ok, pledge
-from tools.stack import COMPONENTS, ROOT, SERVICES, Stack, StackConfig
+from tools.stack import Stack, isolated_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -34,37 +33,17 @@ PROGRESS_LINE = re.compile(r"^(\w+): (\d+)/(\d+) done")
 def stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own whose refunds go out at 2 per second, one at a time (settings of the refunds service),
     so that a batch of a few pledges takes seconds: its progress can be seen moving, and paused."""
-    sockets = [socket.socket() for _ in COMPONENTS]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = {component: int(s.getsockname()[1]) for component, s in zip(COMPONENTS, sockets, strict=True)}
-    for s in sockets:
-        s.close()
-    urls = {service: database_factory.fresh(service, ROOT / "services" / service) for service in SERVICES}
-    config = StackConfig(
-        data_dir=tmp_path_factory.mktemp("cli-refunds-stack"),
-        ports=ports,
-        database_urls=urls,
-        log_to_files=True,
-        extra_env={
-            "GATEWAY_RATE_LIMIT": "1000/second",
-            "STRIPE_LOCAL_ASYNC_DELAY_SECONDS": "0.5",
-            "REFUNDS_STRIPE_RATE_LIMIT_PER_SECOND": "2",
-            # One refund in flight at a time, few claimed ahead: a pause takes effect at the next item (items
-            # already waiting for a rate-limit slot count as in flight and still go out).
-            "REFUNDS_STRIPE_MAX_CONCURRENCY": "1",
-            "REFUNDS_WORKER_CLAIM_SIZE": "2",
-            "REFUNDS_SSE_POLL_SECONDS": "0.2",
-        },
-    )
-    running = Stack(config)
-    try:
-        running.start_all()
+    env = {
+        "GATEWAY_RATE_LIMIT": "1000/second",
+        "STRIPE_LOCAL_ASYNC_DELAY_SECONDS": "0.5",
+        "REFUNDS_STRIPE_RATE_LIMIT_PER_SECOND": "2",
+        # One refund in flight at a time, few claimed ahead: progress moves one refund at a time.
+        "REFUNDS_STRIPE_MAX_CONCURRENCY": "1",
+        "REFUNDS_WORKER_CLAIM_SIZE": "2",
+        "REFUNDS_SSE_POLL_SECONDS": "0.2",
+    }
+    with isolated_stack(database_factory, tmp_path_factory.mktemp("cli-refunds-stack"), env) as running:
         yield running
-    finally:
-        running.stop_all()
-        for url in urls.values():
-            database_factory.drop(url)
 
 
 def watch(stack: Stack, token: str, batch_id: str) -> subprocess.Popen[str]:

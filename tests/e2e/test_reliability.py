@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +26,7 @@ from shared.auth import ServiceTokenSource
 from shared.settings import DEV_SERVICE_SECRET
 from shared.testing import DatabaseFactory, auth_headers
 from tests.e2e.flows import Live, launch_campaign, ok, pledge_body
-from tools.stack import COMPONENTS, ROOT, SERVICES, Stack, StackConfig
+from tools.stack import COMPONENTS, Stack, isolated_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -44,40 +42,25 @@ def chaos_stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.Temp
     """A stack of its own (other e2e tests never see a process of it killed), with short leases so that work a
     killed process held is taken over within seconds, and no rate limit at the Stripe server."""
     print(f"reliability seed: CROWDFUND_RELIABILITY_SEED={SEED}")
-    data_dir: Path = tmp_path_factory.mktemp("chaos-stack")
-    urls = {service: database_factory.fresh(service, ROOT / "services" / service) for service in SERVICES}
-    config = StackConfig(
-        data_dir=data_dir,
-        ports=dict(zip(COMPONENTS, _free_ports(len(COMPONENTS)), strict=True)),
-        database_urls=urls,
-        log_to_files=True,
-        extra_env={
-            "GATEWAY_RATE_LIMIT": "1000/second",
-            "STRIPE_LOCAL_RATE_LIMIT": "0",
-            "STRIPE_LOCAL_ASYNC_DELAY_SECONDS": "0.5",
-            "STRIPE_LOCAL_SEED": str(SEED),
-            "CAMPAIGNS_SCHEDULER_POLL_SECONDS": "0.5",
-            "PLEDGES_WORKER_POLL_SECONDS": "0.2",
-            "PLEDGES_SAGA_LEASE_SECONDS": "2",
-            "PLEDGES_CAMPAIGN_CACHE_SECONDS": "0",
-            "REFUNDS_WORKER_POLL_SECONDS": "0.1",
-            # A claimed item waits in the worker's local buffer (2 x concurrency items) for its rate-limited
-            # turn; the lease must outlast that wait (16 items at 20/s: under 1 s), or the worker claims its own
-            # item a second time (see the report of issue 7: that crashes the worker).
-            "REFUNDS_STRIPE_MAX_CONCURRENCY": "8",
-            "REFUNDS_WORKER_LEASE_SECONDS": "4",
-            "REFUNDS_WORKER_RETRY_DELAY_SECONDS": "0.5",
-            "REFUNDS_WORKER_RETRY_MAX_DELAY_SECONDS": "2",
-        },
-    )
-    stack = Stack(config)
-    try:
-        stack.start_all()
-        yield stack
-    finally:
-        stack.stop_all()
-        for url in urls.values():
-            database_factory.drop(url)
+    env = {
+        "GATEWAY_RATE_LIMIT": "1000/second",
+        "STRIPE_LOCAL_RATE_LIMIT": "0",
+        "STRIPE_LOCAL_ASYNC_DELAY_SECONDS": "0.5",
+        "STRIPE_LOCAL_SEED": str(SEED),
+        "CAMPAIGNS_SCHEDULER_POLL_SECONDS": "0.5",
+        "PLEDGES_WORKER_POLL_SECONDS": "0.2",
+        "PLEDGES_SAGA_LEASE_SECONDS": "2",
+        "PLEDGES_CAMPAIGN_CACHE_SECONDS": "0",
+        "REFUNDS_WORKER_POLL_SECONDS": "0.1",
+        # Short leases: what a killed worker held is taken over within seconds (a live worker renews the
+        # leases of what it holds, however long its items wait for their rate-limited turn).
+        "REFUNDS_STRIPE_MAX_CONCURRENCY": "8",
+        "REFUNDS_WORKER_LEASE_SECONDS": "4",
+        "REFUNDS_WORKER_RETRY_DELAY_SECONDS": "0.5",
+        "REFUNDS_WORKER_RETRY_MAX_DELAY_SECONDS": "2",
+    }
+    with isolated_stack(database_factory, tmp_path_factory.mktemp("chaos-stack"), env) as running:
+        yield running
 
 
 @pytest.fixture
@@ -104,17 +87,6 @@ def stripe_faults(chaos_stack: Stack) -> Iterator[Callable[[dict[str, Any]], Non
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class Chaos:

@@ -3,7 +3,6 @@ public call through the gateway with real tokens, the internal API called direct
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,45 +16,22 @@ from services.campaigns.tests.factories import CHECKLIST, campaign_body, tier_bo
 from shared.auth import ServiceTokenSource
 from shared.settings import DEV_SERVICE_SECRET
 from shared.testing import DatabaseFactory, auth_headers
-from tools.stack import COMPONENTS, ROOT, SERVICES, Stack, StackConfig
+from tools.stack import Stack, isolated_stack
 
 pytestmark = pytest.mark.e2e
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 @pytest.fixture(scope="module")
 def stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    urls = {service: database_factory.fresh(service, ROOT / "services" / service) for service in SERVICES}
-    config = StackConfig(
-        data_dir=tmp_path_factory.mktemp("campaigns-e2e"),
-        ports=dict(zip(COMPONENTS, _free_ports(len(COMPONENTS)), strict=True)),
-        database_urls=urls,
-        log_to_files=True,
-        extra_env={
-            "GATEWAY_RATE_LIMIT": "1000/second",
-            "CAMPAIGNS_MIN_CAMPAIGN_DURATION_SECONDS": "1",
-            "CAMPAIGNS_SCHEDULER_POLL_SECONDS": "0.2",
-            "CAMPAIGNS_EVENT_RELAY_ENABLED": "false",
-        },
-    )
-    running = Stack(config)
-    try:
-        running.start_all(("campaigns", "gateway"))
+    env = {
+        "GATEWAY_RATE_LIMIT": "1000/second",
+        "CAMPAIGNS_MIN_CAMPAIGN_DURATION_SECONDS": "1",
+        "CAMPAIGNS_SCHEDULER_POLL_SECONDS": "0.2",
+        "CAMPAIGNS_EVENT_RELAY_ENABLED": "false",
+    }
+    data_dir = tmp_path_factory.mktemp("campaigns-e2e")
+    with isolated_stack(database_factory, data_dir, env, components=("campaigns", "gateway")) as running:
         yield running
-    finally:
-        running.stop_all()
-        for url in urls.values():
-            database_factory.drop(url)
 
 
 def _ok(response: httpx.Response, status: int = 200) -> dict:
