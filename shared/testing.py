@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -164,3 +165,9 @@ async def asgi_client(app: Any, base_url: str = "http://testserver") -> AsyncIte
             transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url=base_url, timeout=30
         ) as client:
             yield client
+
+
+def mentions_number(text: str, number: int | str) -> bool:
+    """Whether ``number`` appears in ``text`` as a number of its own, not as digits inside an id (a random UUID
+    contains a given 4- or 5-digit run often enough to make a substring check flaky)."""
+    return re.search(rf"(?<![\w-]){re.escape(str(number))}(?![\w-])", text) is not None
