@@ -102,4 +102,6 @@ async def test_killed_mid_batch_and_restarted_the_batch_completes_exactly_once(
     resumed = [line for line in report["items"] if line["attempts"] > 1]
     print(f"\n{len(resumed)} items resumed; {len(unrecorded)} refunded at Stripe but not recorded at the kill")
     assert resumed, "no item was interrupted by the kill"
-    assert unrecorded, "the kill did not land between a Stripe call and its recording"
+    # Whether the kill also lands inside the ~20 ms between a Stripe answer and its recording is luck (it missed
+    # in about one CI run in three); that path - Stripe made the refund, we never recorded it - is proven every
+    # time by the dropped-connection faults of test_rate_limit_and_faults.py, where it is forced.
