@@ -9,6 +9,8 @@ Contract (owned by pledges, tested here):
 * ``POST /internal/pledges/{pledge_id}/refunds`` (``Idempotency-Key`` = the refund item id) — upsert a refund
   outcome, unique on ``refund_id``; ``refunded_amount`` is the sum of succeeded refunds; 409
   ``refund_exceeds_charged`` if pending + succeeded refunds would exceed what was charged;
+* ``POST /internal/refund-outcomes`` — the same upsert for up to 500 outcomes of any pledges in one transaction;
+  the answer says per record ``recorded`` or ``refused`` with the single route's ``code``;
 * ``POST /internal/pledges/{pledge_id}/cancel`` (``Idempotency-Key``) — cancel a pledge never charged; 409
   ``already_charged`` if money was taken.
 """
@@ -88,8 +90,28 @@ async def record_pledge_refund(
 ) -> schemas.PledgeForRefund:
     """Record a refund's outcome in the pledge's history (insert or update by `refund_id`), recompute
     `refunded_amount` from succeeded refunds and set the status `refunded` / `partially_refunded` (back to
-    `collected` if a refund later fails). Never records more than was charged (409 `refund_exceeds_charged`)."""
+    `collected` if a refund later fails). Never records more than was charged (409 `refund_exceeds_charged`).
+    Safe to repeat: a replay, or a status older than the one recorded (`pending` after `succeeded`), changes
+    nothing."""
     return await internal_pledge_service.record_refund(session, pledge_id, data)
+
+
+@reads.post(
+    "/refund-outcomes",
+    response_model=schemas.RefundOutcomeResults,
+    responses=problem_responses(401, 403, 422),
+)
+async def record_refund_outcomes(
+    data: schemas.RefundOutcomeBatch, session: AsyncSession = Depends(get_session)
+) -> schemas.RefundOutcomeResults:
+    """Record many refund outcomes at once, in one transaction: each record is applied in order exactly as
+    `POST /internal/pledges/{pledge_id}/refunds` would apply it (upsert by `refund_id`, totals and status
+    recomputed once per pledge, `pledge.refunded` published once per pledge whose succeeded refunds grew in the
+    call, with what it grew by). Safe to repeat: a replayed
+    record, or a status older than the one recorded (`pending` after `succeeded`), changes nothing. A record
+    the single route would refuse is answered `refused` with that route's `code` and changes nothing; the
+    others are recorded. A body that does not validate is a 422 and nothing is recorded."""
+    return await internal_pledge_service.record_refund_outcomes(session, data.records)
 
 
 @writes.post(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -52,6 +53,39 @@ class RefundOutcome(BaseModel):
     status: RefundStatus = Field(description="`pending`, `succeeded`, `failed` or `canceled`.")
     failure_reason: str | None = Field(default=None, max_length=200)
     batch_id: uuid.UUID | None = None
+
+
+MAX_REFUND_OUTCOMES = 500
+
+
+class RefundOutcomeRecord(RefundOutcome):
+    """One refund outcome of a bulk report: the single route's body plus the pledge it belongs to."""
+
+    pledge_id: uuid.UUID
+
+
+class RefundOutcomeBatch(BaseModel):
+    records: list[RefundOutcomeRecord] = Field(
+        min_length=1,
+        max_length=MAX_REFUND_OUTCOMES,
+        description=f"1 to {MAX_REFUND_OUTCOMES} outcomes, applied in this order.",
+    )
+
+
+class RefundOutcomeResult(BaseModel):
+    """What became of one record: `recorded` (also for a replay, or a status older than the one held, which
+    change nothing), or `refused` with the `code` the single route would have answered: `pledge_not_found`,
+    `currency_mismatch`, `refund_id_reused` or `refund_exceeds_charged`."""
+
+    refund_id: uuid.UUID
+    pledge_id: uuid.UUID
+    result: Literal["recorded", "refused"]
+    code: str | None = None
+    detail: str | None = None
+
+
+class RefundOutcomeResults(BaseModel):
+    results: list[RefundOutcomeResult] = Field(description="One per record, in the order of the request.")
 
 
 class InternalCancel(BaseModel):
