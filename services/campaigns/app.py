@@ -7,13 +7,14 @@ from fastapi import FastAPI
 from services.campaigns.audit.endpoints import router as audit_router
 from services.campaigns.campaigns.endpoints import router as campaigns_router
 from services.campaigns.config import Settings
-from services.campaigns.models import IdempotencyRecord, OutboxEvent
+from services.campaigns.models import IdempotencyRecord, InboxEvent, OutboxEvent
+from services.campaigns.refund_totals.handlers import PLEDGE_REFUNDED, on_pledge_refunded
 from services.campaigns.reservations.endpoints import router as reservations_router
 from services.campaigns.scheduler.worker import deadline_scheduler
 from services.campaigns.tiers.endpoints import router as tiers_router
 from services.campaigns.vetting.endpoints import router as vetting_router
 from shared.app import create_service_app
-from shared.outbox import outbox_relay_hook
+from shared.outbox import inbox_router, outbox_relay_hook
 
 DESCRIPTION = """\
 Campaigns, reward tiers with versioned terms, vetting, funding caps and disclosure policy.
@@ -24,7 +25,7 @@ Campaigns, reward tiers with versioned terms, vetting, funding caps and disclosu
   changes ask existing backers to accept or withdraw.
 * A campaign has a funding cap (or a recorded decision to have none) that is never exceeded.
 * Each campaign's disclosure policy decides how the public sees the amount raised, the backer count and
-  tier availability; the creator and operators always see exact figures.
+  tier availability; the creator and operators always see exact figures, and the amount refunded so far.
 """
 
 
@@ -37,7 +38,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         # The vetting router first: its static `/v1/campaigns/review-queue` must win over `/{campaign_id}`.
         routers=[vetting_router, campaigns_router, tiers_router, audit_router],
-        internal_routers=[reservations_router],
+        internal_routers=[
+            reservations_router,
+            inbox_router(InboxEvent, handlers={PLEDGE_REFUNDED: on_pledge_refunded}),
+        ],
         idempotency_model=IdempotencyRecord,
         lifespan_hooks=[
             deadline_scheduler,

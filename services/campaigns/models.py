@@ -32,7 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import TYPE_ANNOTATION_MAP, new_metadata, utcnow
 from shared.idempotency import IdempotencyRecordMixin
-from shared.outbox import OutboxEventMixin
+from shared.outbox import InboxEventMixin, OutboxEventMixin
 
 
 def state_enum(enum: type[StrEnum], length: int = 32) -> SAEnum:
@@ -53,6 +53,10 @@ class IdempotencyRecord(IdempotencyRecordMixin, Base):
 
 class OutboxEvent(OutboxEventMixin, Base):
     pass
+
+
+class InboxEvent(InboxEventMixin, Base):
+    """Events received from other services (``pledge.refunded``), unique on the producer's event id."""
 
 
 class CampaignStatus(StrEnum):
@@ -296,3 +300,32 @@ class BackerTierCount(Base):
     tier_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tiers.id", ondelete="CASCADE"), primary_key=True)
     backer_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     active_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PledgeRefundTotal(Base):
+    """One pledge's refunded total as the pledges service last announced it (``pledge.refunded``). The event
+    carries the pledge's cumulative total, which only grows: the row keeps the largest total received, so a
+    redelivered or late event changes nothing."""
+
+    __tablename__ = "pledge_refund_totals"
+    __table_args__ = (CheckConstraint("refunded_amount >= 0", name="refunded_amount_non_negative"),)
+
+    pledge_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CampaignRefundTotal(Base):
+    """The sum of the campaign's ``PledgeRefundTotal`` rows, kept beside the campaign rather than on it: a refund
+    never locks or rewrites the campaign row (the reservations' hot row, whose ``revision`` and ``updated_at``
+    the public sees)."""
+
+    __tablename__ = "campaign_refund_totals"
+    __table_args__ = (CheckConstraint("refunded_amount >= 0", name="refunded_amount_non_negative"),)
+
+    campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

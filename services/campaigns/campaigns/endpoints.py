@@ -45,7 +45,7 @@ async def create_campaign(
     campaign = await campaign_service.create(session, viewer, data)
     response.headers["ETag"] = etag(campaign.revision)
     response.headers["Location"] = f"/v1/campaigns/{campaign.id}"
-    return campaign_service.present(campaign, viewer)
+    return campaign_service.present(campaign, viewer, refunded={})  # a new campaign has no refunds
 
 
 @router.get("", response_model=schemas.CampaignPage, responses=problem_responses(401, 422))
@@ -69,7 +69,10 @@ async def list_campaigns(
     rows, next_cursor = await campaign_service.list(
         session, viewer, statuses=status_filter, creator_id=creator_id, sort=sort, cursor=cursor, limit=limit
     )
-    page = schemas.CampaignPage(items=[campaign_service.present(c, viewer) for c in rows], next_cursor=next_cursor)
+    refunded = await campaign_service.refunded_totals(session, viewer, rows)
+    page = schemas.CampaignPage(
+        items=[campaign_service.present(c, viewer, refunded) for c in rows], next_cursor=next_cursor
+    )
     await record_exact_reads(db, viewer, rows, route="list_campaigns")
     return page
 
@@ -86,7 +89,8 @@ async def get_campaign(
     (the creator and operators see exact figures). The `ETag` header is what `If-Match` expects."""
     campaign = await campaign_service.get(session, campaign_id, viewer)
     response.headers["ETag"] = etag(campaign.revision)
-    body = campaign_service.present(campaign, viewer)
+    refunded = await campaign_service.refunded_totals(session, viewer, [campaign])
+    body = campaign_service.present(campaign, viewer, refunded)
     await record_exact_reads(db, viewer, [campaign], route="get_campaign")
     return body
 
@@ -112,4 +116,5 @@ async def update_campaign(
     viewer = Viewer(principal)
     campaign = await campaign_service.update(session, campaign_id, viewer, data, if_match)
     response.headers["ETag"] = etag(campaign.revision)
-    return campaign_service.present(campaign, viewer)
+    refunded = await campaign_service.refunded_totals(session, viewer, [campaign])
+    return campaign_service.present(campaign, viewer, refunded)

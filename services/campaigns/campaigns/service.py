@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from services.campaigns.disclosure.service import funding_figures, policy_of
 from services.campaigns.etag import check_if_match
 from services.campaigns.lifecycle import CampaignAction, allowed_actions, capabilities
 from services.campaigns.models import ActorRole, AuditAction, Campaign, CampaignStatus
+from services.campaigns.refund_totals.service import refund_total_service
 from services.campaigns.vetting.exceptions import NotCampaignCreator
 from services.campaigns.vetting.service import vetting_service
 from shared.db import utcnow
@@ -56,8 +57,9 @@ def decode_cursor(cursor: str, sort: schemas.CampaignSort) -> tuple[datetime, uu
 
 
 class CampaignService:
-    def present(self, campaign: Campaign, viewer: Viewer) -> schemas.Campaign:
-        """The campaign as ``viewer`` may see it: every figure passes through the disclosure policy."""
+    def present(self, campaign: Campaign, viewer: Viewer, refunded: Mapping[uuid.UUID, int]) -> schemas.Campaign:
+        """The campaign as ``viewer`` may see it: every figure passes through the disclosure policy.
+        ``refunded``: refunded totals by campaign (``refunded_totals``; absent means none)."""
         now = utcnow()
         caps = capabilities(campaign.status)
         return schemas.Campaign(
@@ -83,7 +85,7 @@ class CampaignService:
             budget=[schemas.BudgetLine(**line) for line in campaign.budget],
             budget_total_amount=sum(int(line["cost_amount"]) for line in campaign.budget),
             disclosure_policy=policy_of(campaign),
-            funding=funding_figures(campaign, viewer),
+            funding=funding_figures(campaign, viewer, refunded_amount=refunded.get(campaign.id, 0)),
             accepts_pledges=caps.accepts_pledges and campaign.deadline_at is not None and campaign.deadline_at > now,
             allowed_actions=allowed_actions(campaign.status),
             created_at=campaign.created_at,
@@ -93,6 +95,12 @@ class CampaignService:
             launched_at=campaign.launched_at,
             closed_at=campaign.closed_at,
         )
+
+    async def refunded_totals(
+        self, session: AsyncSession, viewer: Viewer, campaigns: Sequence[Campaign]
+    ) -> dict[uuid.UUID, int]:
+        """What ``present`` needs for these campaigns: read only for those whose exact figures ``viewer`` sees."""
+        return await refund_total_service.visible_totals(session, viewer, campaigns)
 
     async def create(self, session: AsyncSession, viewer: Viewer, data: schemas.CampaignCreate) -> Campaign:
         if data.deadline_at is not None and data.deadline_at <= utcnow():

@@ -56,6 +56,11 @@ class FundingFigures(BaseModel):
     pending_amount: int | None = Field(
         default=None, description="Pledges reserved but not yet confirmed (creator and operators only)."
     )
+    refunded_amount: int | None = Field(
+        default=None,
+        description="Refunds that succeeded, in minor units, as the pledges service reported them (creator and "
+        "operators only; may trail a refund by a few seconds).",
+    )
 
 
 class AvailabilityStatus(StrEnum):

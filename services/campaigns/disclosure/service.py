@@ -69,7 +69,9 @@ def shows_exact(campaign: Campaign, viewer: Viewer) -> bool:
     return campaign.reveal_exact_after_close and capabilities(campaign.status).closed
 
 
-def funding_figures(campaign: Campaign, viewer: Viewer) -> FundingFigures:
+def funding_figures(campaign: Campaign, viewer: Viewer, *, refunded_amount: int) -> FundingFigures:
+    """``refunded_amount``: the campaign's refunded total, shown to the creator and operators only (never
+    revealed to anyone else, not even after close)."""
     raised, backers = campaign.committed_amount, campaign.backer_count
     if viewer.sees_everything(campaign):
         return FundingFigures(
@@ -78,6 +80,7 @@ def funding_figures(campaign: Campaign, viewer: Viewer) -> FundingFigures:
             percent_of_goal=percent_of_goal(raised, campaign.goal_amount),
             backer_count=backers,
             pending_amount=campaign.reserved_amount,
+            refunded_amount=refunded_amount,
         )
     if shows_exact(campaign, viewer):
         return FundingFigures(
@@ -132,4 +135,4 @@ def tier_availability(campaign: Campaign, tier: Tier, viewer: Viewer) -> TierAva
 
 def public_funding_figures(campaign: Campaign) -> FundingFigures:
     """What an anonymous reader sees: the form used in events that leave the service."""
-    return funding_figures(campaign, Viewer(principal=None))
+    return funding_figures(campaign, Viewer(principal=None), refunded_amount=0)

@@ -77,6 +77,7 @@ odd_amount = st.integers(10_001, 4_000_000).filter(lambda n: n % 100 != 0)
     reveal=st.booleans(),
     status=st.sampled_from(["live", "suspended", "succeeded", "failed", "canceled"]),
     viewer=st.sampled_from(sorted(VIEWERS)),
+    refunded=odd_amount,
 )
 def test_figures_follow_the_policy_for_every_viewer(
     raised: int,
@@ -88,19 +89,21 @@ def test_figures_follow_the_policy_for_every_viewer(
     reveal: bool,
     status: str,
     viewer: str,
+    refunded: int,
 ) -> None:
-    assume(pending != raised)
+    assume(len({pending, raised, refunded}) == 3)
     campaign = _campaign(raised, pending, backers, amount, backer, availability, reveal, status)
-    figures = funding_figures(campaign, VIEWERS[viewer])
+    figures = funding_figures(campaign, VIEWERS[viewer], refunded_amount=refunded)
     shown = numbers_in(orjson.dumps(figures.model_dump(mode="json")).decode())
     closed_and_revealed = reveal and status in {"succeeded", "failed", "canceled"}
 
     if viewer in PRIVILEGED:
         assert (figures.exact, figures.amount_raised_amount, figures.backer_count) == (True, raised, backers)
-        assert figures.pending_amount == pending
+        assert (figures.pending_amount, figures.refunded_amount) == (pending, refunded)
         return
     assert pending not in shown  # pending reservations are never public
-    assert figures.pending_amount is None
+    assert refunded not in shown  # nor refunds, even once exact figures are revealed after close
+    assert (figures.pending_amount, figures.refunded_amount) == (None, None)
     if closed_and_revealed:
         assert (figures.exact, figures.amount_raised_amount, figures.backer_count) == (True, raised, backers)
         return
