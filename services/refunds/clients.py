@@ -1,17 +1,20 @@
 """Typed clients for the internal routes this service consumes (service token, timeouts, safe retries).
 
 The contracts are owned by the producing services; the shapes below are exactly what they promise:
-- pledges: list a campaign's pledges, read one, record a refund outcome, cancel a never-charged pledge;
+- pledges: list a campaign's pledges, read one, record refund outcomes (many per call), cancel a never-charged
+  pledge;
 - campaigns: the campaign snapshot (to know its creator).
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 import structlog
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +24,7 @@ from shared.http import ServiceClient, UpstreamUnavailable
 log = structlog.get_logger("refunds.clients")
 
 PAGE_SIZE = 500
+MAX_REFUND_RECORDS = 500  # pledges' limit per call of POST /internal/refund-outcomes
 
 
 class PledgeForRefund(BaseModel):
@@ -45,8 +49,9 @@ class PledgeForRefund(BaseModel):
 
 
 class RefundRecord(BaseModel):
-    """What the pledges service is told about one refund (``POST /internal/pledges/{id}/refunds``)."""
+    """What the pledges service is told about one refund: a record of ``POST /internal/refund-outcomes``."""
 
+    pledge_id: uuid.UUID
     refund_id: uuid.UUID
     stripe_refund_id: str | None  # None only for a backer's refund that failed before reaching Stripe
     amount: int
@@ -54,6 +59,18 @@ class RefundRecord(BaseModel):
     status: Literal["pending", "succeeded", "failed", "canceled"]
     failure_reason: str | None = None
     batch_id: uuid.UUID | None = None
+
+
+class RefundRecordResult(BaseModel):
+    """The pledges service's answer for one record: ``recorded``, or ``refused`` with the machine ``code``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    refund_id: uuid.UUID
+    pledge_id: uuid.UUID
+    result: Literal["recorded", "refused"]
+    code: str | None = None
+    detail: str | None = None
 
 
 class PledgeRefused(Exception):
@@ -113,15 +130,19 @@ class PledgesClient:
         _check("pledges", response)
         return PledgeForRefund.model_validate(response.json())
 
-    async def record_refund(self, pledge_id: uuid.UUID, record: RefundRecord) -> PledgeForRefund:
+    async def record_refunds(self, records: Sequence[RefundRecord]) -> list[RefundRecordResult]:
+        """Tell pledges up to ``MAX_REFUND_RECORDS`` outcomes in one call, one answer per record (in order).
+        A call the pledges service refuses as a whole raises ``PledgeRefused`` (422: a record it cannot read).
+
+        Every record is idempotent by its ``refund_id`` at pledges, so the call is safe to repeat; the
+        ``Idempotency-Key`` (a digest of the body) lets the client retry it on a dropped connection or a 503."""
+        body = {"records": [record.model_dump(mode="json") for record in records]}
+        digest = hashlib.sha256(orjson.dumps(body)).hexdigest()[:32]
         response = await self._http.request(
-            "POST",
-            f"/internal/pledges/{pledge_id}/refunds",
-            json=record.model_dump(mode="json"),
-            idempotency_key=f"{record.refund_id}:{record.status}",
+            "POST", "/internal/refund-outcomes", json=body, idempotency_key=f"refund-outcomes:{digest}"
         )
         _check("pledges", response)
-        return PledgeForRefund.model_validate(response.json())
+        return [RefundRecordResult.model_validate(result) for result in response.json()["results"]]
 
     async def cancel_pledge(self, pledge_id: uuid.UUID, *, reason: str, idempotency_key: str) -> PledgeForRefund:
         response = await self._http.request(

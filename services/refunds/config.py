@@ -43,7 +43,9 @@ class Settings(ServiceSettings):
     worker_poll_seconds: float = Field(default=0.25, gt=0)
     worker_retry_delay_seconds: float = Field(default=5.0, ge=0)
     worker_retry_max_delay_seconds: float = Field(default=300.0, ge=0)
-    report_concurrency: int = Field(default=16, ge=1)
+    # Outcomes due to the pledges service are claimed this many at a time and sent in one call
+    # (POST /internal/refund-outcomes takes up to 500).
+    report_batch_size: int = Field(default=200, ge=1, le=500)
     # A refund still pending after this long without news (a lost webhook) is looked up at Stripe.
     pending_recheck_seconds: float = Field(default=600.0, gt=0)
 

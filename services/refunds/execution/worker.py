@@ -9,7 +9,8 @@ A pipeline per replica, all state in the database:
   never charged. An item claimed before (a previous process may have reached Stripe) is first reconciled by
   listing its PaymentIntent's refunds, so nothing is sent twice, even after Stripe forgot the key (24 h);
 * the **recorder** writes outcomes in batches, each fenced by the lease (one short transaction per flush);
-* the **reporter** tells the pledges service each outcome (durable ``report_due`` flag, retried);
+* the **reporter** tells the pledges service the outcomes, up to ``report_batch_size`` per call of its bulk route
+  (durable ``report_due`` flag; retried under a growing delay while pledges is unavailable);
 * **housekeeping** completes drained batches, cancels leftovers of canceled batches and applies webhook
   events that arrived before their item's outcome was written.
 
@@ -108,6 +109,7 @@ class RefundWorker:
         self._renewed_at = time.monotonic()
         self.drained: set[uuid.UUID] = set()
         self.wake_reporter = asyncio.Event()
+        self.report_failures = 0  # report rounds in a row that left outcomes unsent: the retry delay grows
         self._rotation = 0
         self.processed = 0
 
@@ -372,25 +374,10 @@ class RefundWorker:
     # -- reporting to the pledges service -------------------------------------------------------------------
 
     async def _reporter(self) -> None:
-        semaphore = asyncio.Semaphore(self.settings.report_concurrency)
-        report_lease = timedelta(seconds=max(30.0, self.settings.http_timeout_seconds * 4))
         while True:
             done = 0
             try:
-                async with self.db.write_sessions() as session:
-                    tasks = await ExecutionRepository(session).claim_reports(200, report_lease)
-                    await session.commit()
-                if tasks:
-                    results = await asyncio.gather(*(self._report(task, semaphore) for task in tasks))
-                    reported = [r for r in results if r is not None]
-                    failed = [t.id for t, r in zip(tasks, results, strict=True) if r is None]
-                    async with self.db.write_sessions() as session:
-                        repository = ExecutionRepository(session)
-                        await repository.mark_reported(reported)
-                        retry_at = utcnow() + timedelta(seconds=self.settings.worker_retry_delay_seconds)
-                        await repository.release_reports(failed, retry_at)
-                        await session.commit()
-                    done = len(reported)
+                done = await self._report_round()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -400,25 +387,62 @@ class RefundWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake_reporter.wait(), self.settings.worker_poll_seconds * 4)
 
-    async def _report(self, task: ReportTask, semaphore: asyncio.Semaphore) -> tuple[ReportTask, str | None] | None:
-        record = RefundRecord(
-            refund_id=task.id,
-            stripe_refund_id=task.stripe_refund_id,
-            amount=task.amount,
-            currency=task.currency,
-            status=task.status.value,  # type: ignore[arg-type]
-            failure_reason=(task.failure_reason or "")[:200] or None,  # the pledges contract's limit
-            batch_id=task.batch_id,
-        )
-        async with semaphore:
-            try:
-                await self.pledges.record_refund(task.pledge_id, record)
-            except PledgeRefused as exc:
-                log.error("refund.report.refused", item_id=str(task.id), code=exc.code)
-                return task, exc.code
-            except UpstreamUnavailable:
-                return None
-        return task, None
+    async def _report_round(self) -> int:
+        """Claim the outcomes due (``report_batch_size`` at most) and tell pledges in one call; mark each
+        reported (or refused: flagged for follow-up), and give back under a growing delay what pledges could
+        not take. Returns how many were reported."""
+        report_lease = timedelta(seconds=max(30.0, self.settings.http_timeout_seconds * 4))
+        async with self.db.write_sessions() as session:
+            tasks = await ExecutionRepository(session).claim_reports(self.settings.report_batch_size, report_lease)
+            await session.commit()
+        if not tasks:
+            return 0
+        reported, unsent = await self._report(tasks)
+        self.report_failures = self.report_failures + 1 if unsent else 0
+        async with self.db.write_sessions() as session:
+            repository = ExecutionRepository(session)
+            await repository.mark_reported(reported)
+            if unsent:
+                delay = self.settings.worker_retry_delay_seconds * 2 ** min(self.report_failures - 1, 16)
+                retry_at = utcnow() + timedelta(seconds=min(delay, self.settings.worker_retry_max_delay_seconds))
+                await repository.release_reports([t.id for t in unsent], retry_at)
+            await session.commit()
+        return len(reported)
+
+    async def _report(self, tasks: list[ReportTask]) -> tuple[list[tuple[ReportTask, str | None]], list[ReportTask]]:
+        """``(reported, unsent)``: each reported task with pledges' refusal code (None: recorded), and the tasks
+        to send again later (pledges unavailable, or the call refused as a whole)."""
+        try:
+            results = await self.pledges.record_refunds([_record(task) for task in tasks])
+        except UpstreamUnavailable as exc:
+            log.warning("refund.report.pledges_unavailable", items=len(tasks), reason=exc.reason)
+            return [], tasks
+        except PledgeRefused as exc:
+            if exc.status == 422 and len(tasks) > 1:
+                # A record pledges cannot read (never expected) fails the whole call: halve until it is alone,
+                # so the others are not held back by it.
+                half = len(tasks) // 2
+                first, first_unsent = await self._report(tasks[:half])
+                second, second_unsent = await self._report(tasks[half:])
+                return first + second, first_unsent + second_unsent
+            if exc.status == 422:
+                log.error("refund.report.refused", item_id=str(tasks[0].id), code=exc.code)
+                return [(tasks[0], exc.code)], []
+            log.error("refund.report.call_refused", items=len(tasks), status=exc.status, code=exc.code)
+            return [], tasks
+        answers = {result.refund_id: result for result in results}
+        reported: list[tuple[ReportTask, str | None]] = []
+        unsent: list[ReportTask] = []
+        for task in tasks:
+            answer = answers.get(task.id)
+            if answer is None:
+                unsent.append(task)
+            elif answer.result == "refused":
+                log.error("refund.report.refused", item_id=str(task.id), code=answer.code)
+                reported.append((task, answer.code or "refused"))
+            else:
+                reported.append((task, None))
+        return reported, unsent
 
     # -- housekeeping ---------------------------------------------------------------------------------------
 
@@ -476,6 +500,19 @@ class RefundWorker:
                 outcome = await stripe_event_service.apply_refund(session, refund)
                 await session.commit()
             log.info("refund.pending.rechecked", item_id=str(item_id), outcome=outcome)
+
+
+def _record(task: ReportTask) -> RefundRecord:
+    return RefundRecord(
+        pledge_id=task.pledge_id,
+        refund_id=task.id,
+        stripe_refund_id=task.stripe_refund_id,
+        amount=task.amount,
+        currency=task.currency,
+        status=task.status.value,  # type: ignore[arg-type]
+        failure_reason=(task.failure_reason or "")[:200] or None,  # the pledges contract's limit
+        batch_id=task.batch_id,
+    )
 
 
 @contextlib.asynccontextmanager

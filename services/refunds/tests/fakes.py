@@ -1,8 +1,10 @@
 """Contract-faithful fakes of the internal routes this service consumes, for its own tests.
 
-``FakePledges`` implements exactly the four pledges routes of the refunds contract (in memory, service token
-required, strict: a refund beyond what was charged is a 409 ``refund_exceeds_charged``; canceling a charged
-pledge is a 409 ``already_charged``; an Idempotency-Key reused with another body is a 422). ``FakeCampaigns``
+``FakePledges`` implements exactly the four pledges routes the refunds service consumes (in memory, service
+token required, strict: in a bulk report of refund outcomes, a refund beyond what was charged is refused
+``refund_exceeds_charged`` and one of an unknown pledge ``pledge_not_found``, per record; a body that does not
+validate is a 422; canceling a charged pledge is a 409 ``already_charged``; an Idempotency-Key reused with
+another body is a 422). ``FakeCampaigns``
 answers the campaign snapshot with its creator. Both run on a real loopback port (uvicorn in a thread), so
 the refunds service reaches them over HTTP exactly as it reaches the real services.
 """
@@ -15,12 +17,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import uvicorn
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from shared.auth import AuthConfig, TokenVerifier, require_service
 from shared.errors import install_error_handlers, problem_response
@@ -28,6 +31,22 @@ from shared.settings import DEV_ISSUER, DEV_JWT_SECRET, DEV_SERVICE_SECRET
 from stripe_local.testing import free_port
 
 REFUNDED_STATUSES = ("pending", "succeeded")
+RANK = {"pending": 0, "succeeded": 1, "failed": 2, "canceled": 2}
+
+
+class RefundOutcome(BaseModel):
+    pledge_id: uuid.UUID
+    refund_id: uuid.UUID
+    stripe_refund_id: str | None = Field(default=None, max_length=255)
+    amount: int = Field(gt=0)
+    currency: str = Field(min_length=3, max_length=3)
+    status: Literal["pending", "succeeded", "failed", "canceled"]
+    failure_reason: str | None = Field(default=None, max_length=200)
+    batch_id: uuid.UUID | None = None
+
+
+class RefundOutcomeBatch(BaseModel):
+    records: list[RefundOutcome] = Field(min_length=1, max_length=500)
 
 
 @dataclass
@@ -74,7 +93,9 @@ class FakePledges:
         self.lock = threading.Lock()
         self.pledges: dict[uuid.UUID, FakePledge] = {}
         self.keys: dict[str, tuple[bytes, int, bytes]] = {}
-        self.refund_calls: list[dict[str, Any]] = []
+        self.refund_calls: list[dict[str, Any]] = []  # every record reported, in order
+        self.report_requests = 0  # calls of the bulk route it answered (not the injected 503s)
+        self.unreadable_refund_ids: set[str] = set()  # a call holding one of these is a 422 as a whole
         self.cancel_calls: list[uuid.UUID] = []
         self.fail_next = 0  # answer this many requests with 503 first
         self.refuse_refund_records = False  # answer every refund record with 503 (pledges lagging behind)
@@ -85,6 +106,8 @@ class FakePledges:
             self.pledges.clear()
             self.keys.clear()
             self.refund_calls.clear()
+            self.report_requests = 0
+            self.unreadable_refund_ids.clear()
             self.cancel_calls.clear()
             self.fail_next = 0
             self.refuse_refund_records = False
@@ -104,6 +127,33 @@ class FakePledges:
             self.pledges[pledge.pledge_id] = pledge
         return pledge
 
+    def _record(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One record of a bulk report, applied as pledges applies it (upsert by refund id, a status never goes
+        back, never beyond what was charged)."""
+        answer = {"refund_id": body["refund_id"], "pledge_id": body["pledge_id"]}
+        pledge = self.pledges.get(uuid.UUID(body["pledge_id"]))
+        if pledge is None:
+            return answer | {"result": "refused", "code": "pledge_not_found", "detail": "No such pledge."}
+        self.refund_calls.append({**body, "at": time.time()})
+        previous = pledge.refunds.get(body["refund_id"])
+        if previous is not None and RANK[body["status"]] < RANK[previous["status"]]:
+            return answer | {"result": "recorded"}
+        pledge.refunds[body["refund_id"]] = {**body}
+        if pledge.refunded_amount > pledge.charged_amount:
+            if previous is None:
+                del pledge.refunds[body["refund_id"]]
+            else:
+                pledge.refunds[body["refund_id"]] = previous
+            return answer | {"result": "refused", "code": "refund_exceeds_charged", "detail": "Beyond charged."}
+        refunded = pledge.refunded_amount
+        if refunded >= pledge.charged_amount > 0:
+            pledge.status = "refunded"
+        elif refunded > 0:
+            pledge.status = "partially_refunded"
+        elif pledge.status in ("refunded", "partially_refunded"):
+            pledge.status = "active"
+        return answer | {"result": "recorded"}
+
     def _build(self) -> FastAPI:
         app = FastAPI()
         app.state.token_verifier = TokenVerifier(
@@ -117,7 +167,7 @@ class FakePledges:
                 fail = self.fail_next > 0
                 if fail:
                     self.fail_next -= 1
-                if self.refuse_refund_records and request.url.path.endswith("/refunds"):
+                if self.refuse_refund_records and request.url.path == "/internal/refund-outcomes":
                     fail = True
             if fail:
                 return problem_response(503, "service_unavailable", detail="injected")
@@ -177,38 +227,14 @@ class FakePledges:
             self.keys[key] = (body, response.status_code, bytes(response.body))
             return response
 
-        @app.post("/internal/pledges/{pledge_id}/refunds", dependencies=[Depends(require_service)])
-        async def record_refund(pledge_id: uuid.UUID, request: Request) -> Any:
-            raw = await request.body()
-            body = orjson.loads(raw)
-            key = request.headers.get("idempotency-key")
+        @app.post("/internal/refund-outcomes", dependencies=[Depends(require_service)])
+        async def record_refund_outcomes(batch: RefundOutcomeBatch) -> Any:
             with self.lock:
-                replayed = replay(key, raw)
-                if replayed is not None:
-                    return replayed
-                assert key is not None
-                pledge = self.pledges.get(pledge_id)
-                if pledge is None:
-                    return not_found(pledge_id)
-                self.refund_calls.append({**body, "pledge_id": str(pledge_id), "at": time.time()})
-                previous = pledge.refunds.get(body["refund_id"])
-                pledge.refunds[body["refund_id"]] = {**body}
-                if pledge.refunded_amount > pledge.charged_amount:
-                    if previous is None:
-                        del pledge.refunds[body["refund_id"]]
-                    else:
-                        pledge.refunds[body["refund_id"]] = previous
-                    return remember(
-                        key, raw, problem_response(409, "refund_exceeds_charged", detail="Beyond what was charged.")
-                    )
-                refunded = pledge.refunded_amount
-                if refunded >= pledge.charged_amount > 0:
-                    pledge.status = "refunded"
-                elif refunded > 0:
-                    pledge.status = "partially_refunded"
-                elif pledge.status in ("refunded", "partially_refunded"):
-                    pledge.status = "active"
-                return remember(key, raw, JSONResponse(pledge.view()))
+                self.report_requests += 1
+                unreadable = [r.refund_id for r in batch.records if str(r.refund_id) in self.unreadable_refund_ids]
+                if unreadable:
+                    return problem_response(422, "validation_error", detail=f"Cannot read {unreadable}.")
+                return {"results": [self._record(r.model_dump(mode="json")) for r in batch.records]}
 
         @app.post("/internal/pledges/{pledge_id}/cancel", dependencies=[Depends(require_service)])
         async def cancel_pledge(pledge_id: uuid.UUID, request: Request) -> Any:
