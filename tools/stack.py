@@ -76,6 +76,7 @@ class Stack:
             env[prefix + "STRIPE_WEBHOOK_SECRET"] = DEV_WEBHOOK_SECRET
         # Where each producer's outbox relay delivers events (the consumer's internal inbox route).
         env["CAMPAIGNS_PLEDGES_EVENTS_URL"] = c.url("pledges") + "/internal/events"
+        env["PLEDGES_CAMPAIGNS_EVENTS_URL"] = c.url("campaigns") + "/internal/events"
         for service in SERVICES:
             env[f"GATEWAY_{service.upper()}_URL"] = c.url(service)
         env["STRIPE_LOCAL_DB"] = str(c.data_dir / "stripe_local.sqlite3")

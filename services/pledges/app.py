@@ -13,14 +13,14 @@ from services.pledges.events.handlers import (
 )
 from services.pledges.internal.endpoints import reads as internal_reads
 from services.pledges.internal.endpoints import writes as internal_writes
-from services.pledges.models import IdempotencyRecord, InboxEvent
+from services.pledges.models import IdempotencyRecord, InboxEvent, OutboxEvent
 from services.pledges.pledges.endpoints import reads as pledge_reads
 from services.pledges.pledges.endpoints import router as pledge_writes
 from services.pledges.pledges.endpoints import units as pledge_units
 from services.pledges.runtime import pledges_runtime
 from services.pledges.webhooks.endpoints import router as webhooks_router
 from shared.app import create_service_app
-from shared.outbox import inbox_router
+from shared.outbox import inbox_router, outbox_relay_hook
 
 DESCRIPTION = """\
 Pledges with the exact terms each backer accepted, their payments through Stripe, charge runs and re-consent.
@@ -53,5 +53,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
         ],
         idempotency_model=IdempotencyRecord,
-        lifespan_hooks=[pledges_runtime],
+        lifespan_hooks=[
+            pledges_runtime,
+            outbox_relay_hook(
+                source="pledges",
+                model=OutboxEvent,
+                subscribers=lambda app: app.state.settings.event_subscribers(),
+                enabled=settings.event_relay_enabled,
+            ),
+        ],
     )

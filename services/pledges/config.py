@@ -3,6 +3,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.outbox import Subscriber
 from shared.settings import Environment, ServiceSettings
 
 DEV_STRIPE_API_KEY = "sk_test_local"
@@ -45,6 +46,15 @@ class Settings(ServiceSettings):
 
     # How long backers have to accept or withdraw after a material change of their tier's terms.
     consent_window_seconds: float = Field(default=14 * 24 * 3600, gt=0)
+
+    # Where the outbox relay delivers this service's events (`pledge.refunded`); every replica runs one. The
+    # campaigns service's inbox, by default the one at `campaigns_url`.
+    event_relay_enabled: bool = True
+    campaigns_events_url: str | None = None
+
+    def event_subscribers(self) -> list[Subscriber]:
+        url = self.campaigns_events_url or f"{self.campaigns_url.rstrip('/')}/internal/events"
+        return [Subscriber(name="campaigns", url=url, event_types=frozenset({"pledge.refunded"}))]
 
     @model_validator(mode="after")
     def _stripe_credentials(self) -> Settings:
