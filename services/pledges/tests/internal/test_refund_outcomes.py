@@ -214,3 +214,14 @@ async def test_the_bulk_route_needs_a_service_token_and_is_not_routed_by_the_gat
         assert (await client.post(URL, json=body, headers=auth_headers("someone", role))).status_code == 403
     assert resolve("POST", URL) is None
     assert resolve("POST", "/v1/pledges/../internal/refund-outcomes") is None
+
+
+async def test_a_call_of_unknown_pledges_only_refuses_each_record(client: httpx.AsyncClient) -> None:
+    records = [record(str(uuid.uuid4()), 100, "succeeded") for _ in range(3)]
+
+    response = await _report(client, records)
+
+    assert response.status_code == 200, response.text
+    assert [(r["refund_id"], r["result"], r["code"]) for r in response.json()["results"]] == [
+        (r["refund_id"], "refused", "pledge_not_found") for r in records
+    ]
