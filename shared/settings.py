@@ -75,7 +75,7 @@ class ServiceSettings(CommonSettings):
     """What every service has: its database, its pool, timeouts for calls it makes."""
 
     database_url: str = "sqlite+aiosqlite:///./data/service.sqlite3"
-    database_pool_size: int = 10  # and as many again in overflow
+    database_pool_size: int = 20  # the most connections a replica opens, all kept (no overflow: see shared/db.py)
     database_pool_timeout_seconds: float = 5.0  # waiting for a free connection longer than this is a 503
     database_pool_pre_ping: bool = False  # test each connection on checkout (costly on asyncpg; see shared/db.py)
     database_echo: bool = False

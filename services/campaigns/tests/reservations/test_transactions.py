@@ -14,7 +14,6 @@ async def test_a_connection_goes_back_to_the_pool_transactional(database_url: st
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite keeps the route's transaction: nothing to restore")
     db = Database(database_url, pool_size=1)
-    db.engine.pool._max_overflow = 0  # type: ignore[attr-defined]  # one connection: the next session gets it
     try:
         async with db.write_sessions() as session:
             await one_statement_per_transaction(session)
