@@ -29,6 +29,8 @@ import jsonschema
 import pytest
 import yaml
 
+from tools.stack import webhook_events
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
@@ -356,6 +358,8 @@ def test_the_dev_profile_holds_only_the_local_stripe_server(compose: dict[str, A
         (f"http://gateway:8000/v1/webhooks/stripe/{s}", example_environment()[f"{s.upper()}_STRIPE_WEBHOOK_SECRET"])
         for s in ("pledges", "refunds")
     }
+    # Each endpoint subscribes to the events its service handles, as tools.stack sets them up, not to "*".
+    assert {e["url"].rsplit("/", 1)[1]: e["enabled_events"] for e in endpoints} == webhook_events()
 
 
 # ---- health checks, run for real against a local HTTP server ----------------------------------------------------
