@@ -9,13 +9,21 @@ https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-sa
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, MetaData, TypeDecorator, Uuid, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import ConnectionPoolEntry
 
 NAMING_CONVENTION = {
@@ -175,6 +183,22 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+    @asynccontextmanager
+    async def one_statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a unit of work that is ONE statement. On PostgreSQL it runs in autocommit: the
+        server commits the statement as it runs, without the BEGIN and COMMIT round trips of a transaction
+        (3 round trips become 1; measured on the pledge path, BEGIN and COMMIT were ~15% of the service's CPU).
+        Two statements here would be two transactions: a caller with more to write makes it one statement
+        (a data-modifying CTE) on PostgreSQL. On SQLite it is a transaction (``BEGIN IMMEDIATE``) committed on
+        exit, so the same caller may run its statements one by one there."""
+        if self.engine.dialect.name == "postgresql":
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+        else:
+            async with self.engine.begin() as conn:
+                yield conn
 
 
 # Errors that say "the database cannot serve this now" rather than "this request is wrong": the pool is

@@ -46,7 +46,6 @@ from services.pledges.pledges.repository import (
     PledgeRepository,
     RefundRepository,
     compare_and_set,
-    record_payment,
     refresh_refund_totals,
 )
 from services.pledges.runtime import Runtime
@@ -139,13 +138,16 @@ class PledgeSaga:
                 **payment,
             }
         if refund is None:
-            async with self.runtime.db.engine.begin() as conn:
+            async with self.runtime.db.one_statement() as conn:
                 if not await compare_and_set(
-                    conn, pledge.id, token=pledge.lease_token, expected=pledge.status, values=values
+                    conn,
+                    pledge.id,
+                    token=pledge.lease_token,
+                    expected=pledge.status,
+                    values=values,
+                    payment=payment_row,
                 ):
                     raise LeaseLost(str(pledge.id))
-                if payment_row is not None:
-                    await record_payment(conn, payment_row)
         else:
             async with self.runtime.db.write_sessions() as session:
                 repository = PledgeRepository(session)
@@ -190,7 +192,7 @@ class PledgeSaga:
     async def release_lease(self, pledge: Pledge, *, retry_in: float = 0.0) -> None:
         """Give the pledge back (after an upstream failure) so a retry or the sweeper resumes it."""
         now = utcnow()
-        async with self.runtime.db.engine.begin() as conn:
+        async with self.runtime.db.one_statement() as conn:
             await compare_and_set(
                 conn,
                 pledge.id,

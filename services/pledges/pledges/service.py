@@ -253,7 +253,7 @@ class PledgeService:
             "content": version.content,
             "accepted_at": now,
         }
-        async with runtime.db.engine.begin() as conn:
+        async with runtime.db.one_statement() as conn:
             inserted = await insert_pledge(conn, values, terms_values)
         if not inserted:  # a concurrent request with the same key won the insert
             existing = await self._existing(runtime, backer_id, idempotency_key)
