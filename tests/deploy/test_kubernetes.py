@@ -1115,6 +1115,8 @@ def test_each_component_loads_its_settings_in_production_mode(
                 assert settings.campaigns_url == f"http://campaigns:{PORT}", where
                 other = "refunds" if component == "pledges" else "pledges"
                 assert getattr(settings, f"{other}_url") == f"http://{other}:{PORT}", where
+            if component == "pledges":
+                assert [s.url for s in settings.event_subscribers()] == [f"http://campaigns:{PORT}/internal/events"]
 
 
 def test_production_settings_refuse_a_missing_secret(

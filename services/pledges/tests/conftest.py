@@ -63,6 +63,7 @@ def settings(
         stripe_api_base=stripe_server.url,
         stripe_webhook_secret=WEBHOOK_SECRET,
         worker_enabled=False,  # tests run the worker's polls themselves, deterministically
+        event_relay_enabled=False,  # no pledge.refunded sent to the session's campaigns process
         campaign_cache_seconds=0,
     )
 
