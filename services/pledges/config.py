@@ -19,6 +19,10 @@ class Settings(ServiceSettings):
     refunds_url: str = "http://127.0.0.1:8003"
     # Campaign facts that do not change once live (funding model, currency, creator) are cached this long.
     campaign_cache_seconds: float = Field(default=30.0, ge=0)
+    # After campaigns refuses a pledge for its cap (or a sold-out tier), pledges no better than it are refused
+    # here for this long, without a pledge row or a call (0: always ask). Capacity comes back only through
+    # releases, so this is how stale a "full" answer may be.
+    full_campaign_cache_seconds: float = Field(default=1.0, ge=0)
 
     # Stripe. `stripe_api_base` points the SDK at the local Stripe-compatible server in development and tests.
     stripe_api_key: SecretStr | None = None

@@ -46,6 +46,7 @@ async def pledges_runtime(app: FastAPI) -> AsyncIterator[None]:
         tokens,
         timeout_seconds=settings.http_timeout_seconds,
         cache_seconds=settings.campaign_cache_seconds,
+        full_seconds=settings.full_campaign_cache_seconds,
     )
     refunds = RefundsClient(settings.refunds_url, tokens, timeout_seconds=settings.http_timeout_seconds)
     stripe_gateway = StripeGateway(settings)

@@ -21,6 +21,10 @@ from shared.auth import ServiceTokenSource
 
 TIER_VERSION_CACHE_SIZE = 10_000
 CAMPAIGN_CACHE_SIZE = 10_000
+FULL_CACHE_SIZE = 10_000
+# Refusals that say "no capacity left", remembered briefly (see CampaignsClient.remembered_refusal).
+CAP_REACHED = "cap_reached"
+TIER_SOLD_OUT = "tier_sold_out"
 
 
 class CampaignsUnavailable(Exception):
@@ -95,12 +99,21 @@ def _refusal(status: int, body: Any) -> CampaignRefusal:
 
 class CampaignsClient:
     def __init__(
-        self, base_url: str, token_source: ServiceTokenSource, *, timeout_seconds: float, cache_seconds: float
+        self,
+        base_url: str,
+        token_source: ServiceTokenSource,
+        *,
+        timeout_seconds: float,
+        cache_seconds: float,
+        full_seconds: float = 0.0,
     ):
         self._http = InternalClient("campaigns", base_url, token_source, timeout_seconds=timeout_seconds)
         self._cache_seconds = cache_seconds
+        self._full_seconds = full_seconds
         self._campaigns: OrderedDict[uuid.UUID, tuple[float, CampaignFacts]] = OrderedDict()
         self._versions: OrderedDict[tuple[uuid.UUID, int], TierVersion] = OrderedDict()
+        # (campaign, None) -> (until, smallest amount refused for the cap, refusal); (campaign, tier) -> sold out.
+        self._full: OrderedDict[tuple[uuid.UUID, uuid.UUID | None], tuple[float, int, CampaignRefusal]] = OrderedDict()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -176,6 +189,41 @@ class CampaignsClient:
             consistent=body["consistent"],
         )
 
+    # -- capacity refusals, remembered for a moment -----------------------------------------------------------
+
+    def remembered_refusal(self, campaign_id: uuid.UUID, tier_id: uuid.UUID, amount: int) -> CampaignRefusal | None:
+        """The refusal campaigns gave less than ``full_seconds`` ago to a pledge this one cannot do better than:
+        the cap reached for an amount no larger, or the tier sold out. A launch rush that sells out sends
+        thousands more pledges; each would be written, reserved (refused) and written again. Capacity comes
+        back only through a release (a decline, a cancel, an expiry), so for this moment the answer is the
+        same; campaigns stays the judge of every pledge that could fit."""
+        if self._full_seconds <= 0:
+            return None
+        now = time.monotonic()
+        for key, applies in (((campaign_id, tier_id), True), ((campaign_id, None), None)):
+            entry = self._full.get(key)
+            if entry is None:
+                continue
+            until, smallest, refusal = entry
+            if until <= now:
+                del self._full[key]
+            elif applies or amount >= smallest:
+                return refusal
+        return None
+
+    def _remember(self, campaign_id: uuid.UUID, tier_id: uuid.UUID, amount: int, refusal: CampaignRefusal) -> None:
+        if self._full_seconds <= 0 or refusal.code not in (CAP_REACHED, TIER_SOLD_OUT):
+            return
+        key = (campaign_id, tier_id if refusal.code == TIER_SOLD_OUT else None)
+        until = time.monotonic() + self._full_seconds
+        previous = self._full.get(key)
+        if refusal.code == CAP_REACHED and previous is not None and previous[0] > time.monotonic():
+            amount = min(amount, previous[1])
+        self._full[key] = (until, amount, refusal)
+        self._full.move_to_end(key)
+        while len(self._full) > FULL_CACHE_SIZE:
+            self._full.popitem(last=False)
+
     # -- reservations (the pledge id is the idempotency key) -------------------------------------------------
 
     async def reserve(
@@ -190,20 +238,24 @@ class CampaignsClient:
         currency: str,
         shipping_region: str | None,
     ) -> Reservation:
-        body = await self._request(
-            "POST",
-            f"/internal/campaigns/{campaign_id}/reservations",
-            json={
-                "pledge_id": str(pledge_id),
-                "tier_id": str(tier_id),
-                "tier_version": tier_version,
-                "backer_id": backer_id,
-                "amount": amount,
-                "currency": currency,
-                "shipping_region": shipping_region,
-            },
-            idempotency_key=f"pledge:{pledge_id}:reserve",
-        )
+        try:
+            body = await self._request(
+                "POST",
+                f"/internal/campaigns/{campaign_id}/reservations",
+                json={
+                    "pledge_id": str(pledge_id),
+                    "tier_id": str(tier_id),
+                    "tier_version": tier_version,
+                    "backer_id": backer_id,
+                    "amount": amount,
+                    "currency": currency,
+                    "shipping_region": shipping_region,
+                },
+                idempotency_key=f"pledge:{pledge_id}:reserve",
+            )
+        except CampaignRefusal as refusal:
+            self._remember(campaign_id, tier_id, amount, refusal)
+            raise
         return _reservation(body)
 
     async def confirm(self, campaign_id: uuid.UUID, pledge_id: uuid.UUID) -> Reservation:

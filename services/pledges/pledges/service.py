@@ -245,6 +245,19 @@ class PledgeService:
             "created_at": now,
             "updated_at": now,
         }
+        full = runtime.campaigns.remembered_refusal(data.campaign_id, data.tier_id, data.amount)
+        if full is not None:
+            # Campaigns refused a pledge no smaller a moment ago (cap reached, tier sold out): this one is
+            # stored rejected with that refusal, as the saga would after asking; no call, nothing held.
+            values |= {
+                "status": PledgeStatus.REJECTED,
+                "failure_code": full.code,
+                "failure_status": full.status if full.status in (404, 409, 422) else 409,
+                "failure_detail": (full.detail or "")[:500] or None,
+                "failure_extra": dict(full.extra) or None,
+                "lease_token": None,
+                "lease_until": None,
+            }
         terms_values = {
             "id": uuid.uuid4(),
             "pledge_id": pledge_id,
@@ -259,7 +272,10 @@ class PledgeService:
             existing = await self._existing(runtime, backer_id, idempotency_key)
             assert existing is not None
             return await self._replay(runtime, existing, fingerprint)
-        log.info("pledge.created", pledge_id=str(pledge_id), campaign_id=str(data.campaign_id))
+        if full is not None:
+            log.info("pledge.rejected", pledge_id=str(pledge_id), code=full.code, remembered=True)
+        else:
+            log.info("pledge.created", pledge_id=str(pledge_id), campaign_id=str(data.campaign_id))
         return Pledge(**values), PledgeTerms(**terms_values)
 
     async def _existing(self, runtime: Runtime, backer_id: str, key: str) -> Pledge | None:
