@@ -8,6 +8,7 @@ released by the sweeper. Refusals are 409 problems with stable codes and no figu
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +39,10 @@ def reservation_response(reservation: object, status_code: int = status.HTTP_200
 
 router = APIRouter(prefix="/campaigns", route_class=UnitOfWorkRoute, dependencies=[Depends(require_service)])
 
+REPEAT_ANSWERED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A repeat of an earlier call: the existing reservation."}
+}
+
 
 @router.get("/{campaign_id}", response_model=schemas.CampaignSnapshot, responses=problem_responses(401, 403, 404))
 async def get_campaign_snapshot(
@@ -60,8 +65,7 @@ async def get_campaign_totals(
     "/{campaign_id}/reservations",
     response_model=schemas.Reservation,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "A repeat of an earlier call: the existing reservation."}}
-    | problem_responses(401, 403, 404, 409, 422),
+    responses=REPEAT_ANSWERED | problem_responses(401, 403, 404, 409, 422),
 )
 async def reserve_capacity(
     campaign_id: uuid.UUID,

@@ -28,13 +28,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     Integer,
     Row,
     String,
+    Table,
     and_,
     bindparam,
     column,
@@ -46,10 +47,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import UpdateBase
 
 from services.campaigns.models import (
     BackerTierCount,
+    Base,
     Campaign,
     CampaignStatus,
     Reservation,
@@ -59,11 +63,20 @@ from services.campaigns.models import (
 )
 from shared.repository import RepositoryBase
 
-campaigns = Campaign.__table__
-tiers = Tier.__table__
-tier_versions = TierVersion.__table__
-reservations = Reservation.__table__
-backer_counts = BackerTierCount.__table__
+
+def _table(model: type[Base]) -> Table:
+    """The model's table, typed as one (the declarative base declares ``__table__`` a ``FromClause``)."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
+campaigns = _table(Campaign)
+tiers = _table(Tier)
+tier_versions = _table(TierVersion)
+reservations = _table(Reservation)
+backer_counts = _table(BackerTierCount)
 
 # The columns of a reservation as the API shows it (Core rows: no ORM identity map on the hot path).
 RESERVATION_COLUMNS = tuple(reservations.c)
@@ -149,7 +162,7 @@ class ReservationTerms:
     price_amount: int | None  # None: the version asked for does not exist
     shipping: list[dict[str, Any]] | None
     existing: dict[str, Any] | None  # a reservation already made with this pledge id
-    capacity: Mapping[str, Any]  # the running totals and limits, as of this read (see first_refusal)
+    capacity: Row[*tuple[Any, ...]]  # the running totals and limits, as of this read (see first_refusal)
 
 
 def first_refusal(facts: Any, values: Mapping[str, Any], *, campaign_held: bool = False) -> ReserveRefusal | None:
@@ -437,9 +450,13 @@ class CapacityRepository:
         self.session = session
         self.postgresql = is_postgresql(session)
 
-    async def _changed(self, statement: Any, params: dict[str, Any] | None = None) -> bool:
-        result = await self.session.execute(statement.execution_options(synchronize_session=False), params)
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    async def _changed(self, statement: UpdateBase, params: dict[str, Any] | None = None) -> bool:
+        # A DML statement without RETURNING executes to a CursorResult (the overloads only say Result).
+        result = cast(
+            "CursorResult[Any]",
+            await self.session.execute(statement.execution_options(synchronize_session=False), params),
+        )
+        return result.rowcount == 1
 
     # -- reserve ------------------------------------------------------------------------------------------
 

@@ -156,7 +156,7 @@ class ReservationService:
             existing = await capacity.get_existing(data.pledge_id)
             if existing is None:
                 raise PledgeIdReused()
-            return self._repeat(existing._mapping, campaign_id, data), False
+            return self._repeat(existing._asdict(), campaign_id, data), False
         log.info("reservation.reserved", campaign_id=str(campaign_id), pledge_id=str(data.pledge_id))
         return outcome.reservation, True
 

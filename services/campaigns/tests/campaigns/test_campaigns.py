@@ -162,7 +162,9 @@ async def test_lists_page_with_a_cursor(client: httpx.AsyncClient, actors: Actor
         seen: list[str] = []
         cursor = None
         while True:
-            params = {"limit": 2, "sort": sort} | ({"cursor": cursor} if cursor else {})
+            params: dict[str, str | int] = {"limit": 2, "sort": sort}
+            if cursor:
+                params["cursor"] = cursor
             page = (await client.get("/v1/campaigns", params=params, headers=actors.creator)).json()
             seen += [c["id"] for c in page["items"]]
             cursor = page["next_cursor"]

@@ -135,10 +135,10 @@ def test_figures_follow_the_policy_for_every_viewer(
         if backers != percent_of_goal(raised, 1_000_000):
             assert backers not in shown
     if backer == "bands":
-        band = figures.backer_count_band
-        assert band is not None
-        assert band.min_count <= backers
-        assert band.max_count is None or backers < band.max_count
+        count_band = figures.backer_count_band
+        assert count_band is not None
+        assert count_band.min_count <= backers
+        assert count_band.max_count is None or backers < count_band.max_count
 
 
 @given(

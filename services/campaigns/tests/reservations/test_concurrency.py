@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import httpx
 
@@ -91,7 +92,7 @@ async def test_confirm_and_release_racing_on_two_replicas_count_each_reservation
         for body in bodies:
             assert (await reserve(one, actors, campaign["id"], body)).status_code == 201
 
-        async def race(body: dict) -> list[httpx.Response]:
+        async def race(body: dict[str, Any]) -> tuple[httpx.Response, ...]:
             url = f"/internal/campaigns/{campaign['id']}/reservations/{body['pledge_id']}"
             return await asyncio.gather(
                 one.post(f"{url}/confirm", headers=actors.service),

@@ -241,7 +241,9 @@ async def test_reservations_are_listed_for_reconciliation(client: httpx.AsyncCli
 
     seen, cursor = [], None
     while True:
-        params = {"status": "confirmed", "limit": 2} | ({"cursor": cursor} if cursor else {})
+        params: dict[str, str | int] = {"status": "confirmed", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
         page = (await client.get(url, params=params, headers=actors.service)).json()
         seen += [r["pledge_id"] for r in page["items"]]
         if (cursor := page["next_cursor"]) is None:

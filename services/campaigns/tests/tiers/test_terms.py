@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -19,7 +20,7 @@ BASE = TermsContent.from_parts(
 )
 
 
-def _with(**changes: object) -> TermsContent:
+def _with(**changes: Any) -> TermsContent:
     return dataclasses.replace(BASE, **changes)
 
 
