@@ -24,7 +24,7 @@ class RefundOutcomeRepository(RepositoryBase[PledgeRefund]):
             .order_by(Pledge.id)
             .execution_options(populate_existing=True)
         )
-        if self.session.bind.dialect.name == "postgresql":
+        if self.session.get_bind().dialect.name == "postgresql":
             statement = statement.with_for_update()
         return {pledge.id: pledge for pledge in (await self.session.execute(statement)).scalars()}
 
