@@ -29,7 +29,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared gateway tools crowdfund_cli stripe_local bench services/campaigns
+	$(BIN)/mypy shared gateway tools crowdfund_cli stripe_local bench services
 
 ## A development token: make token ROLE=operator SUB=alice
 token: install

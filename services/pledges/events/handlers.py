@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import structlog
 from sqlalchemy import update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pledges.models import ConsentStatus, Pledge, PledgeStatus
@@ -69,22 +71,25 @@ def terms_changed_handler(consent_window_seconds: float) -> EventHandler:
         tier_id = uuid.UUID(str(payload["tier_id"]))
         new_version = int(payload["new_version"])
         now = utcnow()
-        result = await session.execute(
-            update(Pledge)
-            .where(
-                Pledge.tier_id == tier_id,
-                Pledge.terms_version < new_version,
-                Pledge.status.in_(CONSENT_STATUSES),
-            )
-            .values(
-                consent_status=ConsentStatus.REQUESTED,
-                consent_version=new_version,
-                consent_content_hash=str(payload.get("new_content_hash") or "")[:64] or None,
-                consent_reasons=list(payload.get("reasons") or []),
-                consent_deadline_at=now + timedelta(seconds=consent_window_seconds),
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
+        result = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                update(Pledge)
+                .where(
+                    Pledge.tier_id == tier_id,
+                    Pledge.terms_version < new_version,
+                    Pledge.status.in_(CONSENT_STATUSES),
+                )
+                .values(
+                    consent_status=ConsentStatus.REQUESTED,
+                    consent_version=new_version,
+                    consent_content_hash=str(payload.get("new_content_hash") or "")[:64] or None,
+                    consent_reasons=list(payload.get("reasons") or []),
+                    consent_deadline_at=now + timedelta(seconds=consent_window_seconds),
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            ),
         )
         log.info("tier.terms_changed_received", tier_id=str(tier_id), version=new_version, pledges=result.rowcount)
 

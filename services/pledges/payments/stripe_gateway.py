@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import stripe
 import structlog
+from stripe.params import PaymentIntentCreateParams, SetupIntentCreateParams
 
 from services.pledges.config import Settings
 from shared.money import to_stripe_currency
@@ -136,20 +137,20 @@ class StripeGateway:
     async def setup_card(
         self, ref: PledgeRef, *, customer_id: str, key: str, payment_method: str
     ) -> CardSaved | Declined:
+        # payment_method_types is the parameter's name in API version 2026-08-26.dahlia (stripe_local's, and
+        # the recorded traffic's); the SDK's own version (endive) names it allowed_payment_method_types.
+        params: SetupIntentCreateParams = {  # type: ignore[typeddict-unknown-key]
+            "customer": customer_id,
+            "payment_method": payment_method,
+            "payment_method_types": ["card"],
+            "usage": "off_session",
+            "confirm": True,
+            "metadata": ref.metadata(),
+        }
         try:
             intent = await self._call(
                 "setup_intents.create",
-                self.client.v1.setup_intents.create_async(
-                    params={
-                        "customer": customer_id,
-                        "payment_method": payment_method,
-                        "payment_method_types": ["card"],
-                        "usage": "off_session",
-                        "confirm": True,
-                        "metadata": ref.metadata(),
-                    },
-                    options={"idempotency_key": key},
-                ),
+                self.client.v1.setup_intents.create_async(params=params, options={"idempotency_key": key}),
             )
         except stripe.CardError as exc:
             return _declined(exc, "setup_intent")
@@ -188,7 +189,8 @@ class StripeGateway:
         off_session: bool = False,
     ) -> Charged | Declined:
         """A confirmed PaymentIntent: on-session now (flexible), or off-session with the saved card (charge run)."""
-        params: dict[str, Any] = {
+        # payment_method_types: the dahlia name (see setup_card).
+        params: PaymentIntentCreateParams = {  # type: ignore[typeddict-unknown-key]
             "amount": amount,
             "currency": to_stripe_currency(currency),
             "payment_method": payment_method,

@@ -7,12 +7,15 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import UpdateBase
 
 from services.pledges.models import (
+    Base,
     CampaignClosure,
     FundingModel,
     OutboxEvent,
@@ -33,11 +36,19 @@ def lease_free(now: datetime) -> Any:
     return or_(Pledge.lease_until.is_(None), Pledge.lease_until < now)
 
 
+def _table(model: type[Base]) -> Table:
+    """The model's table, typed as one (the declarative base declares ``__table__`` a ``FromClause``)."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
 # The saga's hot path (a few statements per pledge step) runs as Core statements on a plain connection:
 # the ORM's unit of work and session bookkeeping cost more CPU than the statements themselves.
-PLEDGES: Table = Pledge.__table__  # type: ignore[assignment]
-PLEDGE_TERMS: Table = PledgeTerms.__table__  # type: ignore[assignment]
-PLEDGE_PAYMENTS: Table = PledgePayment.__table__  # type: ignore[assignment]
+PLEDGES = _table(Pledge)
+PLEDGE_TERMS = _table(PledgeTerms)
+PLEDGE_PAYMENTS = _table(PledgePayment)
 
 
 def _dialect_insert(dialect: str) -> Any:
@@ -170,6 +181,11 @@ async def record_payment(conn: AsyncConnection, values: dict[str, Any]) -> None:
 class PledgeRepository(RepositoryBase[Pledge]):
     model = Pledge
 
+    async def _updated(self, statement: UpdateBase) -> int:
+        """How many rows the statement changed (without RETURNING it executes to a CursorResult; the
+        overloads only say Result)."""
+        return cast("CursorResult[Any]", await self.session.execute(statement)).rowcount
+
     async def by_key(self, backer_id: str, key: str) -> Pledge | None:
         return await self.get_one_or_none(
             select(Pledge)
@@ -184,7 +200,7 @@ class PledgeRepository(RepositoryBase[Pledge]):
 
     async def locked(self, pledge_id: uuid.UUID) -> Pledge | None:
         statement = select(Pledge).where(Pledge.id == pledge_id).execution_options(populate_existing=True)
-        if self.session.bind.dialect.name == "postgresql":
+        if self.session.get_bind().dialect.name == "postgresql":
             statement = statement.with_for_update()
         return await self.get_one_or_none(statement)
 
@@ -194,8 +210,7 @@ class PledgeRepository(RepositoryBase[Pledge]):
         conditions = [Pledge.id == pledge_id, Pledge.status == expected]
         conditions.append(Pledge.lease_token.is_(None) if token is None else Pledge.lease_token == token)
         statement = update(Pledge).where(*conditions).values(**values).execution_options(synchronize_session=False)
-        result = await self.session.execute(statement)
-        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+        return await self._updated(statement) == 1
 
     async def claim(
         self,
@@ -214,8 +229,7 @@ class PledgeRepository(RepositoryBase[Pledge]):
             .values(lease_token=token, lease_until=now + lease, updated_at=now, **(values or {}))
             .execution_options(synchronize_session=False)
         )
-        result = await self.session.execute(statement)
-        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+        return await self._updated(statement) == 1
 
     async def add_terms(self, row: PledgeTerms) -> None:
         self.session.add(row)
@@ -286,7 +300,7 @@ class PledgeRepository(RepositoryBase[Pledge]):
             .values(charge_due_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        return int((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+        return await self._updated(statement)
 
     async def cancel_for_closed_campaigns(self, now: datetime, campaign_id: uuid.UUID | None = None) -> int:
         """Pledges of campaigns that failed or were canceled: compensate (detach, release; refund if charged)."""
@@ -311,7 +325,7 @@ class PledgeRepository(RepositoryBase[Pledge]):
             )
             .execution_options(synchronize_session=False)
         )
-        return int((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+        return await self._updated(statement)
 
 
 PLEDGE_REFUNDED = "pledge.refunded"

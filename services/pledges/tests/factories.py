@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import httpx
 
@@ -41,12 +42,13 @@ class LiveCampaign:
     def tier(self) -> dict[str, Any]:
         return self.tiers[0]
 
+    # UUID, not uuid.UUID: in this class body ``uuid`` names the property below.
     @property
-    def uuid(self) -> uuid.UUID:
+    def uuid(self) -> UUID:
         return uuid.UUID(self.id)
 
     @property
-    def tier_uuid(self) -> uuid.UUID:
+    def tier_uuid(self) -> UUID:
         return uuid.UUID(self.tier["id"])
 
     @property

@@ -12,10 +12,11 @@ a webhook: it learns every outcome from the (idempotent) call it made; webhooks 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pledges.models import Pledge, PledgePayment, PledgeRefund, RefundStatus, StripeEvent
@@ -74,18 +75,21 @@ class WebhookService:
         created_at = datetime.fromtimestamp(int(event.get("created") or 0), UTC)
         now = utcnow()
         insert = insert_for(session)
-        result = await session.execute(
-            insert(StripeEvent)
-            .values(
-                id=event_id,
-                type=event_type,
-                stripe_created_at=created_at,
-                payload=event,
-                received_at=now,
-                processed_at=None,
-                attempts=0,
-            )
-            .on_conflict_do_nothing(index_elements=["id"])
+        result = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                insert(StripeEvent)
+                .values(
+                    id=event_id,
+                    type=event_type,
+                    stripe_created_at=created_at,
+                    payload=event,
+                    received_at=now,
+                    processed_at=None,
+                    attempts=0,
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+            ),
         )
         if result.rowcount != 1:
             return "duplicate"

@@ -123,7 +123,7 @@ class PledgeWorker:
                 .order_by(Pledge.updated_at)
                 .limit(self.runtime.settings.worker_batch_size)
             )
-            if session.bind.dialect.name == "postgresql":
+            if session.get_bind().dialect.name == "postgresql":
                 statement = statement.with_for_update(skip_locked=True)
             rows = list((await session.execute(statement)).scalars())
             for row in rows:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,13 +17,16 @@ from shared.unit_of_work import UnitOfWorkRoute, get_session
 
 router = APIRouter(route_class=UnitOfWorkRoute)
 
+REPEAT_ANSWERED: dict[int | str, dict[str, Any]] = {
+    200: {"model": schemas.BackerRefund, "description": "The refund asked for before."}
+}
+
 
 @router.post(
     "/pledges/{pledge_id}/backer-refund",
     response_model=schemas.BackerRefund,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": schemas.BackerRefund, "description": "The refund asked for before."}}
-    | problem_responses(401, 403, 422),
+    responses=REPEAT_ANSWERED | problem_responses(401, 403, 422),
 )
 async def request_backer_refund(
     pledge_id: uuid.UUID,

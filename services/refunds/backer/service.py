@@ -11,9 +11,11 @@ whatever runs concurrently.
 from __future__ import annotations
 
 import uuid
+from typing import Any, cast
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.refunds.backer import schemas
@@ -63,31 +65,34 @@ class BackerRefundService:
         now = utcnow()
         batch_id, item_id = backer_batch_id(pledge_id), backer_item_id(pledge_id)
         insert = insert_for(session)
-        inserted = await session.execute(
-            insert(RefundBatch)
-            .values(
-                id=batch_id,
-                kind=BatchKind.BACKER,
-                campaign_id=data.campaign_id,
-                status=BatchStatus.RUNNING,
-                reason=data.reason,
-                stripe_reason=STRIPE_REASON,
-                selection=SelectPledges(pledge_ids=[pledge_id]).model_dump(mode="json"),
-                amount_rule=RefundFull().model_dump(mode="json"),
-                totals=[{"currency": data.currency, "amount": data.amount, "count": 1}],
-                exclusion_counts={},
-                item_count=1,
-                cancel_count=0,
-                requires_second_approval=False,
-                created_by=principal.subject,
-                created_by_role=actor_role(principal),
-                approved_by=f"backer:{data.backer_id}"[:200],
-                approved_at=now,
-                started_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["id"])
+        inserted = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                insert(RefundBatch)
+                .values(
+                    id=batch_id,
+                    kind=BatchKind.BACKER,
+                    campaign_id=data.campaign_id,
+                    status=BatchStatus.RUNNING,
+                    reason=data.reason,
+                    stripe_reason=STRIPE_REASON,
+                    selection=SelectPledges(pledge_ids=[pledge_id]).model_dump(mode="json"),
+                    amount_rule=RefundFull().model_dump(mode="json"),
+                    totals=[{"currency": data.currency, "amount": data.amount, "count": 1}],
+                    exclusion_counts={},
+                    item_count=1,
+                    cancel_count=0,
+                    requires_second_approval=False,
+                    created_by=principal.subject,
+                    created_by_role=actor_role(principal),
+                    approved_by=f"backer:{data.backer_id}"[:200],
+                    approved_at=now,
+                    started_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+            ),
         )
         created = inserted.rowcount == 1
         if created:

@@ -4,9 +4,10 @@ import base64
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, and_, case, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 
 from services.refunds.models import (
     OPEN_BATCH_STATUSES,
@@ -17,6 +18,7 @@ from services.refunds.models import (
     RefundBatch,
     RefundExclusion,
     RefundItem,
+    table_of,
 )
 from shared.auth import Principal
 from shared.db import insert_for, utcnow
@@ -82,12 +84,15 @@ class RefundBatchRepository(RepositoryBase[RefundBatch]):
         self, batch_id: uuid.UUID, from_statuses: Iterable[BatchStatus], to_status: BatchStatus, **values: Any
     ) -> bool:
         """Compare-and-set on the status: of two concurrent transitions, exactly one wins."""
-        result = await self.session.execute(
-            update(RefundBatch)
-            .where(RefundBatch.id == batch_id, RefundBatch.status.in_(list(from_statuses)))
-            .values(status=to_status, updated_at=utcnow(), **values)
+        result = cast(
+            "CursorResult[Any]",
+            await self.session.execute(
+                update(RefundBatch)
+                .where(RefundBatch.id == batch_id, RefundBatch.status.in_(list(from_statuses)))
+                .values(status=to_status, updated_at=utcnow(), **values)
+            ),
         )
-        return bool(result.rowcount == 1)
+        return result.rowcount == 1
 
     async def pledges_in_open_batches(self, campaign_id: uuid.UUID) -> set[uuid.UUID]:
         """Pledges of the campaign that an open batch still has to act on."""
@@ -104,11 +109,11 @@ class RefundBatchRepository(RepositoryBase[RefundBatch]):
 
     async def add_items(self, rows: list[dict[str, Any]]) -> None:
         for chunk in _chunks(rows, 1000):
-            await self.session.execute(RefundItem.__table__.insert(), chunk)
+            await self.session.execute(table_of(RefundItem).insert(), chunk)
 
     async def add_exclusions(self, rows: list[dict[str, Any]]) -> None:
         for chunk in _chunks(rows, 1000):
-            await self.session.execute(RefundExclusion.__table__.insert(), chunk)
+            await self.session.execute(table_of(RefundExclusion).insert(), chunk)
 
     async def exclusions(
         self, batch_id: uuid.UUID, *, cursor: str | None, limit: int
@@ -171,17 +176,20 @@ class RefundBatchRepository(RepositoryBase[RefundBatch]):
                 select(RefundItem.pledge_id, RefundItem.amount).where(free, RefundItem.ledger_reserved.is_(True))
             )
         ).all()
-        result = await self.session.execute(
-            update(RefundItem)
-            .where(free)
-            .values(
-                status=ItemStatus.CANCELED,
-                ledger_reserved=False,
-                finished_at=now,
-                updated_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
+        result = cast(
+            "CursorResult[Any]",
+            await self.session.execute(
+                update(RefundItem)
+                .where(free)
+                .values(
+                    status=ItemStatus.CANCELED,
+                    ledger_reserved=False,
+                    finished_at=now,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            ),
         )
         await LedgerRepository(self.session).release([(p, a) for p, a in reserved])
         return int(result.rowcount or 0)
@@ -216,7 +224,7 @@ class LedgerRepository(RepositoryBase[PledgeRefundLedger]):
                 index_elements=["pledge_id"],
                 set_={
                     "charged_amount": func.max(PledgeRefundLedger.charged_amount, statement.excluded.charged_amount)
-                    if self.session.bind.dialect.name == "sqlite"
+                    if self.session.get_bind().dialect.name == "sqlite"
                     else func.greatest(PledgeRefundLedger.charged_amount, statement.excluded.charged_amount),
                     "updated_at": statement.excluded.updated_at,
                 },
@@ -225,15 +233,18 @@ class LedgerRepository(RepositoryBase[PledgeRefundLedger]):
 
     async def reserve(self, pledge_id: uuid.UUID, amount: int) -> bool:
         """Commit ``amount`` to this pledge's refunds unless it would go beyond what was charged."""
-        result = await self.session.execute(
-            update(PledgeRefundLedger)
-            .where(
-                PledgeRefundLedger.pledge_id == pledge_id,
-                PledgeRefundLedger.committed_amount + amount <= PledgeRefundLedger.charged_amount,
-            )
-            .values(committed_amount=PledgeRefundLedger.committed_amount + amount, updated_at=utcnow())
+        result = cast(
+            "CursorResult[Any]",
+            await self.session.execute(
+                update(PledgeRefundLedger)
+                .where(
+                    PledgeRefundLedger.pledge_id == pledge_id,
+                    PledgeRefundLedger.committed_amount + amount <= PledgeRefundLedger.charged_amount,
+                )
+                .values(committed_amount=PledgeRefundLedger.committed_amount + amount, updated_at=utcnow())
+            ),
         )
-        return bool(result.rowcount == 1)
+        return result.rowcount == 1
 
     async def reserve_items(self, item_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
         """Commit each item's amount to its pledge's ledger, in one statement, where it fits under what was
@@ -266,7 +277,7 @@ class LedgerRepository(RepositoryBase[PledgeRefundLedger]):
                 .where(PledgeRefundLedger.pledge_id == pledge_id)
                 .values(
                     committed_amount=func.max(PledgeRefundLedger.committed_amount - amount, 0)
-                    if self.session.bind.dialect.name == "sqlite"
+                    if self.session.get_bind().dialect.name == "sqlite"
                     else func.greatest(PledgeRefundLedger.committed_amount - amount, 0),
                     updated_at=now,
                 )

@@ -106,7 +106,7 @@ class FleetRateLimiter:
     async def _reserve(self, count: int) -> None:
         now_us = int(time.time() * 1_000_000)
         async with self.db.write_sessions() as session:
-            greatest = func.max if session.bind.dialect.name == "sqlite" else func.greatest
+            greatest = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
             result = await session.execute(
                 update(RateLimit)
                 .where(RateLimit.name == self.name, RateLimit.tat_us <= now_us + self.horizon_us)

@@ -9,16 +9,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam, exists, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.refunds.batches.repository import LedgerRepository, RefundBatchRepository
-from services.refunds.models import BatchKind, BatchStatus, ItemAction, ItemStatus, RefundBatch, RefundItem
+from services.refunds.models import BatchKind, BatchStatus, ItemAction, ItemStatus, RefundBatch, RefundItem, table_of
 from shared.db import utcnow
 
-ITEMS = RefundItem.__table__
+ITEMS = table_of(RefundItem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ class ExecutionRepository:
 
     @property
     def postgres(self) -> bool:
-        return self.session.bind.dialect.name == "postgresql"
+        return self.session.get_bind().dialect.name == "postgresql"
 
     async def running_batches(self) -> list[RunningBatch]:
         rows = await self.session.execute(
@@ -195,16 +196,19 @@ class ExecutionRepository:
         flight): their lease is renewed while the worker lives, so no claim can take them in the meantime."""
         if not item_ids:
             return 0
-        result = await self.session.execute(
-            update(RefundItem)
-            .where(
-                RefundItem.id.in_(list(item_ids)),
-                RefundItem.lease_owner == owner,
-                RefundItem.status == ItemStatus.QUEUED,
-            )
-            .values(lease_expires_at=utcnow() + lease)
+        result = cast(
+            "CursorResult[Any]",
+            await self.session.execute(
+                update(RefundItem)
+                .where(
+                    RefundItem.id.in_(list(item_ids)),
+                    RefundItem.lease_owner == owner,
+                    RefundItem.status == ItemStatus.QUEUED,
+                )
+                .values(lease_expires_at=utcnow() + lease)
+            ),
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)
 
     async def record(self, owner: str, outcomes: Sequence[Outcome]) -> int:
         """Write outcomes, each fenced by this worker's lease (a worker that lost its lease writes nothing).
@@ -230,8 +234,8 @@ class ExecutionRepository:
                 )
             )
             params = [{"b_id": o.item.id} | {f"b_{k}": v for k, v in _final_values(o).items()} for o in finals]
-            result = await self.session.execute(statement, params)
-            written += max(0, result.rowcount or 0)
+            updated = cast("CursorResult[Any]", await self.session.execute(statement, params))
+            written += max(0, updated.rowcount or 0)
         ledger = LedgerRepository(self.session)
         for outcome in outcomes:
             if outcome.status is not None and outcome.release_ledger:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
@@ -26,6 +26,10 @@ REPORT_CONTENT = {
     "application/json": {"schema": {"$ref": "#/components/schemas/RefundBatchReport"}},
     "text/csv": {"schema": {"type": "string"}, "example": "item_id,pledge_id,backer_id,action,currency,amount,..."},
 }
+REPORT_ANSWERED: dict[int | str, dict[str, Any]] = {200: {"content": REPORT_CONTENT, "description": "The report."}}
+PROGRESS_STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "SSE."}
+}
 
 
 def _wants_csv(request: Request, fmt: str | None) -> bool:
@@ -38,7 +42,7 @@ def _wants_csv(request: Request, fmt: str | None) -> bool:
 @router.get(
     "/{batch_id}/report",
     response_model=schemas.RefundBatchReport,
-    responses={200: {"content": REPORT_CONTENT, "description": "The report."}} | problem_responses(401, 403, 404, 422),
+    responses=REPORT_ANSWERED | problem_responses(401, 403, 404, 422),
 )
 async def get_refund_batch_report(
     batch_id: uuid.UUID,
@@ -74,8 +78,7 @@ async def get_refund_batch_report(
 @router.get(
     "/{batch_id}/events",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "SSE."}}
-    | problem_responses(401, 403, 404),
+    responses=PROGRESS_STREAMED | problem_responses(401, 403, 404),
 )
 async def stream_refund_batch_progress(
     batch_id: uuid.UUID,

@@ -66,6 +66,12 @@ class FakePledge:
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
+    def charged_intent(self) -> str:
+        """The PaymentIntent that charged the pledge (what Stripe's refunds point at); only a charged pledge has one."""
+        assert self.stripe_payment_intent_id is not None, f"pledge {self.pledge_id} was never charged"
+        return self.stripe_payment_intent_id
+
+    @property
     def refunded_amount(self) -> int:
         return sum(r["amount"] for r in self.refunds.values() if r["status"] in REFUNDED_STATUSES)
 
@@ -279,7 +285,7 @@ class FakeCampaigns:
 class LoopbackServer:
     """An ASGI app served by uvicorn on a free loopback port, in a background thread."""
 
-    def __init__(self, app: Any, *, port: int | None = None, lifespan: str = "off") -> None:
+    def __init__(self, app: Any, *, port: int | None = None, lifespan: Literal["auto", "on", "off"] = "off") -> None:
         self.port = port or free_port()
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", lifespan=lifespan, access_log=False

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import stripe
 import structlog
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.refunds.batches.repository import LedgerRepository
@@ -64,10 +65,13 @@ class StripeEventService:
         if event.get("type") not in HANDLED_TYPES:
             return Receipt("ignored")
         insert = insert_for(session)
-        result = await session.execute(
-            insert(StripeEvent)
-            .values(id=event["id"], type=event["type"], payload=event, received_at=utcnow(), attempts=0)
-            .on_conflict_do_nothing(index_elements=["id"])
+        result = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                insert(StripeEvent)
+                .values(id=event["id"], type=event["type"], payload=event, received_at=utcnow(), attempts=0)
+                .on_conflict_do_nothing(index_elements=["id"])
+            ),
         )
         if result.rowcount != 1:
             return Receipt("duplicate")
@@ -95,7 +99,7 @@ class StripeEventService:
         except ValueError:
             return "not_ours"
         statement = select(RefundItem).where(RefundItem.id == item_id)
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             statement = statement.with_for_update()
         item = (await session.execute(statement)).scalar_one_or_none()
         if item is None:

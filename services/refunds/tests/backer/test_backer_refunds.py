@@ -72,7 +72,7 @@ async def test_a_backer_refund_runs_at_once_is_made_once_and_reported_to_pledges
         batch = await eventually(completed, timeout=10, what="the batch of one completed")
         assert (batch["kind"], batch["requires_second_approval"]) == ("backer", False)
 
-    [made] = (await stripe_refunds_by_intent(stripe_server))[pledge.stripe_payment_intent_id]
+    [made] = (await stripe_refunds_by_intent(stripe_server))[pledge.charged_intent]
     assert made["amount"] == amount
     assert made["metadata"]["refund_item_id"] == refund["id"]
     assert made["metadata"]["refund_kind"] == "backer"

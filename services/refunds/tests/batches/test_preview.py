@@ -1,24 +1,27 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 
-from services.refunds.tests.fakes import FakePledges
+from services.refunds.tests.fakes import FakePledge, FakePledges
 from shared.testing import auth_headers
 
 OPERATOR = auth_headers("operator-1", "operator")
 
 
-def create(client: httpx.AsyncClient, body: dict, *, key: str | None = None, headers: dict | None = None):
-    return client.post(
+async def create(
+    client: httpx.AsyncClient, body: dict[str, Any], *, key: str | None = None, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return await client.post(
         "/v1/refund-batches",
         json=body,
         headers={**(headers or OPERATOR), "Idempotency-Key": key or str(uuid.uuid4())},
     )
 
 
-def seed_mixed_campaign(fake: FakePledges, campaign_id: uuid.UUID) -> dict[str, object]:
+def seed_mixed_campaign(fake: FakePledges, campaign_id: uuid.UUID) -> dict[str, FakePledge]:
     p = {
         "charged": fake.add(campaign_id=campaign_id, charged_amount=5000, stripe_payment_intent_id="pi_a"),
         "charged_eur": fake.add(
@@ -34,8 +37,8 @@ def seed_mixed_campaign(fake: FakePledges, campaign_id: uuid.UUID) -> dict[str, 
         "uncharged": fake.add(campaign_id=campaign_id, charged_amount=0, total_amount=7000),
         "declined": fake.add(campaign_id=campaign_id, charged_amount=0, total_amount=1000, status="payment_failed"),
     }
-    p["partly"].refunds["r0"] = {"amount": 1500, "status": "succeeded"}  # type: ignore[attr-defined]
-    p["refunded"].refunds["r1"] = {"amount": 2000, "status": "succeeded"}  # type: ignore[attr-defined]
+    p["partly"].refunds["r0"] = {"amount": 1500, "status": "succeeded"}
+    p["refunded"].refunds["r1"] = {"amount": 2000, "status": "succeeded"}
     return p
 
 
@@ -61,15 +64,15 @@ async def test_preview_lists_items_totals_and_every_exclusion_with_its_reason(
     assert exclusions.status_code == 200
     reasons = {e["pledge_id"]: e["reason"] for e in exclusions.json()["items"]}
     assert reasons == {
-        str(pledges["refunded"].pledge_id): "already_refunded",  # type: ignore[attr-defined]
-        str(pledges["disputed"].pledge_id): "disputed",  # type: ignore[attr-defined]
+        str(pledges["refunded"].pledge_id): "already_refunded",
+        str(pledges["disputed"].pledge_id): "disputed",
     }
 
     report = await client.get(f"/v1/refund-batches/{batch['id']}/report?format=json", headers=OPERATOR)
     lines = {line["pledge_id"]: line for line in report.json()["items"]}
-    assert lines[str(pledges["uncharged"].pledge_id)]["action"] == "cancel_pledge"  # type: ignore[attr-defined]
-    assert lines[str(pledges["declined"].pledge_id)]["action"] == "cancel_pledge"  # type: ignore[attr-defined]
-    assert lines[str(pledges["partly"].pledge_id)]["amount"] == 2500  # type: ignore[attr-defined]
+    assert lines[str(pledges["uncharged"].pledge_id)]["action"] == "cancel_pledge"
+    assert lines[str(pledges["declined"].pledge_id)]["action"] == "cancel_pledge"
+    assert lines[str(pledges["partly"].pledge_id)]["amount"] == 2500
     assert all(line["status"] == "queued" for line in lines.values())
 
 

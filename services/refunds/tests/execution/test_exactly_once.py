@@ -56,7 +56,7 @@ async def test_a_batch_of_2000_pledges_refunds_each_exactly_once(
 
     refunds = await stripe_refunds_by_intent(stripe_server)
     for pledge in pledges:
-        made = refunds.get(pledge.stripe_payment_intent_id, [])
+        made = refunds.get(pledge.charged_intent, [])
         assert len(made) == 1, (pledge.pledge_id, made)
         assert made[0]["amount"] == pledge.charged_amount
         assert made[0]["status"] == "succeeded"

@@ -94,7 +94,7 @@ async def test_killed_mid_batch_and_restarted_the_batch_completes_exactly_once(
     refunds = await stripe_refunds_by_intent(stripe_server)
     lines = {line["pledge_id"]: line for line in report["items"]}
     for pledge in pledges:
-        made = refunds[pledge.stripe_payment_intent_id]
+        made = refunds[pledge.charged_intent]
         assert len(made) == 1, (pledge.pledge_id, made)
         assert lines[str(pledge.pledge_id)]["stripe_refund_id"] == made[0]["id"]
     # The kill really interrupted work: some refunds Stripe had made were not yet recorded by us, and resumed

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 from services.refunds.app import create_app
 from services.refunds.config import Settings
-from services.refunds.tests.fakes import FakePledges
+from services.refunds.tests.fakes import FakePledge, FakePledges
 from services.refunds.tests.support import create_and_start_batch, eventually, seed_charged_pledges
 from shared.testing import app_client, auth_headers
 from stripe_local.testing import StripeLocalProcess
@@ -30,9 +31,9 @@ async def test_a_pending_refund_without_webhooks_is_settled_by_asking_stripe(
         await eventually(lambda: _reported(pledge), timeout=10, what="pledges told")
 
 
-async def _is(probe, expected: str) -> bool:  # type: ignore[no-untyped-def]
+async def _is(probe: Callable[[], Awaitable[str | None]], expected: str) -> bool:
     return await probe() == expected
 
 
-async def _reported(pledge) -> bool:  # type: ignore[no-untyped-def]
+async def _reported(pledge: FakePledge) -> bool:
     return bool(pledge.refunds) and next(iter(pledge.refunds.values()))["status"] == "succeeded"

@@ -118,4 +118,4 @@ async def test_refusals_are_recorded_with_their_reason_and_already_refunded_is_c
     assert refused["failure_code"] == "charge_already_refunded"
     assert refused["stripe_refund_id"] is None
     refunds = await stripe_refunds_by_intent(stripe_server)
-    assert len(refunds[theirs.stripe_payment_intent_id]) == 1  # only the outside one
+    assert len(refunds[theirs.charged_intent]) == 1  # only the outside one

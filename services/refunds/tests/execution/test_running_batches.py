@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
 
 from services.refunds.app import create_app
 from services.refunds.config import Settings
-from services.refunds.tests.fakes import FakePledges
+from services.refunds.tests.fakes import FakePledge, FakePledges
 from services.refunds.tests.support import (
     create_and_start_batch,
     eventually,
@@ -70,7 +74,7 @@ async def test_pause_stops_new_refunds_resume_finishes_and_cancel_keeps_what_was
     assert _count(refunds, pledges) == len(pledges)
     assert _count(refunds, others) == by_status["succeeded"]
     for line in report["items"]:
-        made = refunds.get(next(p for p in others if str(p.pledge_id) == line["pledge_id"]).stripe_payment_intent_id)
+        made = refunds.get(next(p for p in others if str(p.pledge_id) == line["pledge_id"]).charged_intent)
         assert (line["status"] == "succeeded") == bool(made)
 
 
@@ -93,7 +97,7 @@ async def test_overlapping_batches_never_refund_beyond_what_was_charged(
     assert line["amount"] == 1000
     assert (line["status"], line["failure_code"]) == ("failed", "exceeds_refundable")
     refunds = await stripe_refunds_by_intent(stripe_server)
-    assert [r["amount"] for r in refunds[pledge.stripe_payment_intent_id]] == [600]
+    assert [r["amount"] for r in refunds[pledge.charged_intent]] == [600]
 
 
 async def test_a_pause_stops_refunds_already_waiting_for_their_rate_limited_turn(
@@ -140,23 +144,23 @@ async def test_items_waiting_longer_than_the_lease_are_kept_not_claimed_twice(
     assert body["progress"]["done_items"] == len(pledges)
     assert worker.processed == len(pledges)  # each item decided once by this replica
     refunds = await stripe_refunds_by_intent(stripe_server)
-    assert all(len(refunds.get(p.stripe_payment_intent_id, [])) == 1 for p in pledges)
+    assert all(len(refunds.get(p.charged_intent, [])) == 1 for p in pledges)
 
 
-async def _at_least(probe, threshold: int) -> bool:  # type: ignore[no-untyped-def]
+async def _at_least(probe: Callable[[], Awaitable[int]], threshold: int) -> bool:
     return await probe() >= threshold
 
 
-async def _done(client, batch_id: str) -> int:  # type: ignore[no-untyped-def]
+async def _done(client: httpx.AsyncClient, batch_id: str) -> int:
     return int((await client.get(f"/v1/refund-batches/{batch_id}", headers=OPERATOR)).json()["progress"]["done_items"])
 
 
-async def _settled(probe) -> bool:  # type: ignore[no-untyped-def]
+async def _settled(probe: Callable[[], Awaitable[int]]) -> bool:
     """True once two readings half a second apart agree."""
     first = await probe()
     await asyncio.sleep(0.5)
     return bool(first == await probe())
 
 
-def _count(refunds: dict, pledges: list) -> int:
-    return sum(len(refunds.get(p.stripe_payment_intent_id, [])) for p in pledges)
+def _count(refunds: dict[str, list[dict[str, Any]]], pledges: list[FakePledge]) -> int:
+    return sum(len(refunds.get(p.charged_intent, [])) for p in pledges)

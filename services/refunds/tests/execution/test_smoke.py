@@ -34,5 +34,5 @@ async def test_small_batch_runs_to_completion(
         print(body["progress"])
     refunds = await stripe_refunds_by_intent(stripe_server)
     for pledge in pledges:
-        assert len(refunds[pledge.stripe_payment_intent_id]) == 1
+        assert len(refunds[pledge.charged_intent]) == 1
     assert all(p.status == "refunded" for p in pledges)

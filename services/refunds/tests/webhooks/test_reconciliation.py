@@ -95,4 +95,4 @@ async def test_pending_then_succeeded_and_succeeded_then_failed_end_in_the_right
     # Never refunded again to the same card, automatically or otherwise.
     refunds = await stripe_refunds_by_intent(stripe_server)
     for pledge in [*pending, *failing, *plain]:
-        assert len(refunds[pledge.stripe_payment_intent_id]) == 1
+        assert len(refunds[pledge.charged_intent]) == 1
