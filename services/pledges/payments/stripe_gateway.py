@@ -137,12 +137,12 @@ class StripeGateway:
     async def setup_card(
         self, ref: PledgeRef, *, customer_id: str, key: str, payment_method: str
     ) -> CardSaved | Declined:
-        # payment_method_types is the parameter's name in API version 2026-08-26.dahlia (stripe_local's, and
-        # the recorded traffic's); the SDK's own version (endive) names it allowed_payment_method_types.
-        params: SetupIntentCreateParams = {  # type: ignore[typeddict-unknown-key]
+        # The SDK sends its own API version (stripe.api_version, 2026-10-28.endive), where the parameter is
+        # allowed_payment_method_types (payment_method_types before it).
+        params: SetupIntentCreateParams = {
             "customer": customer_id,
             "payment_method": payment_method,
-            "payment_method_types": ["card"],
+            "allowed_payment_method_types": ["card"],
             "usage": "off_session",
             "confirm": True,
             "metadata": ref.metadata(),
@@ -189,12 +189,11 @@ class StripeGateway:
         off_session: bool = False,
     ) -> Charged | Declined:
         """A confirmed PaymentIntent: on-session now (flexible), or off-session with the saved card (charge run)."""
-        # payment_method_types: the dahlia name (see setup_card).
-        params: PaymentIntentCreateParams = {  # type: ignore[typeddict-unknown-key]
+        params: PaymentIntentCreateParams = {  # allowed_payment_method_types: see setup_card
             "amount": amount,
             "currency": to_stripe_currency(currency),
             "payment_method": payment_method,
-            "payment_method_types": ["card"],
+            "allowed_payment_method_types": ["card"],
             "confirm": True,
             "metadata": ref.metadata(),
         }

@@ -29,7 +29,7 @@ class InvalidSignature(BadRequest):
 async def receive_stripe_webhook_pledges(
     request: Request, runtime: Runtime = Depends(get_runtime), session: AsyncSession = Depends(get_session)
 ) -> WebhookReceipt:
-    """Stripe webhook endpoint (payment_intent.*, setup_intent.*, charge.refunded, charge.dispute.*, refund.*).
+    """Stripe webhook endpoint (payment_intent.*, setup_intent.*, charge.dispute.*, refund.*).
     Authenticated by the `Stripe-Signature` header; other event types are acknowledged and ignored."""
     payload = await request.body()
     secret = runtime.settings.stripe_webhook_secret

@@ -35,7 +35,6 @@ HANDLED_EVENTS = frozenset(
         "setup_intent.setup_failed",
         "setup_intent.canceled",
         "setup_intent.requires_action",
-        "charge.refunded",
         "charge.dispute.created",
         "charge.dispute.closed",
         "refund.created",
@@ -146,7 +145,7 @@ class WebhookService:
             await self._dispute(session, event_type, obj)
         elif kind == "refund":
             await self._refund(session, obj, event_at)
-        # charge.refunded: each refund's own refund.* events carry the state we record.
+        # Not charge.refunded (not subscribed): each refund's own refund.* events carry the state we record.
 
     async def _intent(self, session: AsyncSession, obj: dict[str, Any], event_at: datetime) -> None:
         payment = (

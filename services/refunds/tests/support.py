@@ -46,9 +46,7 @@ async def charge_payment_intents(
                     "amount": amount,
                     "currency": currency,
                     "payment_method": PAYMENT_METHODS[card],
-                    # The name in stripe_local's API version (2026-08-26.dahlia); the SDK's newer one says
-                    # allowed_payment_method_types.
-                    "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]
+                    "allowed_payment_method_types": ["card"],  # the SDK's API version's name
                     "confirm": True,
                 },
                 options={"idempotency_key": f"seed:{uuid.uuid4()}"},
