@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, MetaData, TypeDecorator, Uuid, event
+from sqlalchemy import BigInteger, DateTime, MetaData, Table, TypeDecorator, Uuid, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import (
@@ -70,6 +70,15 @@ TYPE_ANNOTATION_MAP: dict[Any, Any] = {
     uuid.UUID: Uuid(as_uuid=True),
     int: BigInteger(),
 }
+
+
+def table_of(model: type[Any]) -> Table:
+    """A mapped model's table, typed as one (the declarative base declares ``__table__`` a ``FromClause``),
+    for Core statements on the hot paths."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
 
 
 def utcnow() -> datetime:

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -32,14 +32,6 @@ def state_enum(enum: type[StrEnum], length: int = 32) -> SAEnum:
 class Base(DeclarativeBase):
     metadata = new_metadata()
     type_annotation_map: ClassVar[dict[Any, Any]] = TYPE_ANNOTATION_MAP
-
-
-def table_of(model: type[Base]) -> Table:
-    """The model's table, typed as one (the declarative base declares ``__table__`` a ``FromClause``)."""
-    table = model.__table__
-    if not isinstance(table, Table):
-        raise TypeError(f"{model.__name__} is not mapped to a table")
-    return table
 
 
 class IdempotencyRecord(IdempotencyRecordMixin, Base):

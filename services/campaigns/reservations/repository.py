@@ -35,7 +35,6 @@ from sqlalchemy import (
     Integer,
     Row,
     String,
-    Table,
     and_,
     bindparam,
     column,
@@ -53,7 +52,6 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from services.campaigns.models import (
     BackerTierCount,
-    Base,
     Campaign,
     CampaignStatus,
     Reservation,
@@ -61,22 +59,14 @@ from services.campaigns.models import (
     Tier,
     TierVersion,
 )
+from shared.db import table_of
 from shared.repository import RepositoryBase
 
-
-def _table(model: type[Base]) -> Table:
-    """The model's table, typed as one (the declarative base declares ``__table__`` a ``FromClause``)."""
-    table = model.__table__
-    if not isinstance(table, Table):
-        raise TypeError(f"{model.__name__} is not mapped to a table")
-    return table
-
-
-campaigns = _table(Campaign)
-tiers = _table(Tier)
-tier_versions = _table(TierVersion)
-reservations = _table(Reservation)
-backer_counts = _table(BackerTierCount)
+campaigns = table_of(Campaign)
+tiers = table_of(Tier)
+tier_versions = table_of(TierVersion)
+reservations = table_of(Reservation)
+backer_counts = table_of(BackerTierCount)
 
 # The columns of a reservation as the API shows it (Core rows: no ORM identity map on the hot path).
 RESERVATION_COLUMNS = tuple(reservations.c)

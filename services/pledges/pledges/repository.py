@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 
 from services.pledges.models import (
-    Base,
     CampaignClosure,
     FundingModel,
     OutboxEvent,
@@ -27,7 +26,7 @@ from services.pledges.models import (
     RefundStatus,
     ReservationState,
 )
-from shared.db import insert_for
+from shared.db import insert_for, table_of
 from shared.outbox import publish
 from shared.repository import RepositoryBase
 
@@ -36,19 +35,11 @@ def lease_free(now: datetime) -> Any:
     return or_(Pledge.lease_until.is_(None), Pledge.lease_until < now)
 
 
-def _table(model: type[Base]) -> Table:
-    """The model's table, typed as one (the declarative base declares ``__table__`` a ``FromClause``)."""
-    table = model.__table__
-    if not isinstance(table, Table):
-        raise TypeError(f"{model.__name__} is not mapped to a table")
-    return table
-
-
 # The saga's hot path (a few statements per pledge step) runs as Core statements on a plain connection:
 # the ORM's unit of work and session bookkeeping cost more CPU than the statements themselves.
-PLEDGES = _table(Pledge)
-PLEDGE_TERMS = _table(PledgeTerms)
-PLEDGE_PAYMENTS = _table(PledgePayment)
+PLEDGES = table_of(Pledge)
+PLEDGE_TERMS = table_of(PledgeTerms)
+PLEDGE_PAYMENTS = table_of(PledgePayment)
 
 
 def _dialect_insert(dialect: str) -> Any:

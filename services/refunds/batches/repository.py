@@ -18,10 +18,9 @@ from services.refunds.models import (
     RefundBatch,
     RefundExclusion,
     RefundItem,
-    table_of,
 )
 from shared.auth import Principal
-from shared.db import insert_for, utcnow
+from shared.db import insert_for, table_of, utcnow
 from shared.repository import RepositoryBase
 
 

@@ -16,8 +16,8 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.refunds.batches.repository import LedgerRepository, RefundBatchRepository
-from services.refunds.models import BatchKind, BatchStatus, ItemAction, ItemStatus, RefundBatch, RefundItem, table_of
-from shared.db import utcnow
+from services.refunds.models import BatchKind, BatchStatus, ItemAction, ItemStatus, RefundBatch, RefundItem
+from shared.db import table_of, utcnow
 
 ITEMS = table_of(RefundItem)
 
