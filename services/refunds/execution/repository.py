@@ -362,6 +362,9 @@ class ExecutionRepository:
             .where(
                 RefundItem.report_due.is_(True),
                 or_(RefundItem.report_claimed_until.is_(None), RefundItem.report_claimed_until < now),
+                # Outcomes without a Stripe refund are only due for backer refunds (RunningBatch.reports_failures),
+                # which flag them due only when failed: anything else is not claimed, so it never takes a slot.
+                or_(RefundItem.stripe_refund_id.is_not(None), RefundItem.status == ItemStatus.FAILED),
             )
             .limit(limit)
         )
@@ -373,8 +376,7 @@ class ExecutionRepository:
         await self.session.execute(
             update(RefundItem).where(RefundItem.id.in_([r.id for r in rows])).values(report_claimed_until=now + lease)
         )
-        # Outcomes without a Stripe refund are only due for backer refunds (see RunningBatch.reports_failures).
-        return [ReportTask(*row) for row in rows if row.stripe_refund_id or row.status is ItemStatus.FAILED]
+        return [ReportTask(*row) for row in rows]
 
     async def mark_reported(self, reported: Sequence[tuple[ReportTask, str | None]]) -> None:
         """``(task, refusal)``: reported as ``task.status``; a refusal by the pledges service flags the item."""

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from services.refunds.app import create_app
 from services.refunds.config import Settings
 from services.refunds.execution.worker import RefundWorker
-from services.refunds.models import RefundItem
+from services.refunds.models import ItemStatus, RefundItem
 from services.refunds.tests.fakes import FakePledge, FakePledges
 from services.refunds.tests.support import create_and_start_batch, seed_charged_pledges, wait_for_batch
 from shared.db import Database, utcnow
@@ -151,3 +151,34 @@ async def test_outcomes_pledges_refuses_are_flagged_and_the_others_recorded(
     }
     # 1 refused call, then halves: far fewer calls than records.
     assert fake_pledges.report_requests - calls_before < 12
+
+
+async def test_an_outcome_with_nothing_to_report_is_never_claimed_and_takes_no_slot(
+    settings: Settings, fake_pledges: FakePledges, stripe_server: StripeLocalProcess, campaign_id: uuid.UUID
+) -> None:
+    """Only a Stripe refund or a failure is reported: a row flagged due without either (a canceled item) is
+    left out of the claim itself, so it never holds one of a round's slots, round after round."""
+    pledges = await _refund_batch_while_pledges_is_down(settings, fake_pledges, stripe_server, campaign_id, 6)
+    fake_pledges.refuse_refund_records = False
+    items = await _items(settings)
+    nothing, *reported = pledges
+    db = Database(settings.database_url)
+    try:
+        async with db.write_sessions() as session:
+            await session.execute(
+                update(RefundItem)
+                .where(RefundItem.id == items[nothing.pledge_id].id)
+                .values(stripe_refund_id=None, status=ItemStatus.CANCELED, report_due=True)
+            )
+            await session.commit()
+    finally:
+        await db.dispose()
+
+    async with reporter(settings.model_copy(update={"report_batch_size": 1})) as worker:
+        for _ in reported:
+            assert await worker._report_round() == 1  # a slot each: the empty row never takes one
+        assert await worker._report_round() == 0
+
+    items = await _items(settings)
+    assert items[nothing.pledge_id].report_claimed_until is None
+    assert {items[p.pledge_id].report_due for p in reported} == {False}
