@@ -11,6 +11,7 @@ from services.campaigns.audit.service import audit_service
 from services.campaigns.campaigns.service import campaign_service
 from services.campaigns.dependencies import request_session, require_operator
 from shared.auth import Principal
+from shared.db import INTEGER_MAX
 from shared.errors import problem_responses
 from shared.unit_of_work import UnitOfWorkRoute
 
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/v1/campaigns", tags=["audit"], route_class=UnitOfWor
 async def list_campaign_audit_log(
     campaign_id: uuid.UUID,
     limit: int = Query(default=100, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=INTEGER_MAX),
     principal: Principal = Depends(require_operator),
     session: AsyncSession = Depends(request_session),
 ) -> list[schemas.AuditEntry]:

@@ -6,6 +6,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.campaigns.models import CampaignStatus, FundingModel, ReservationStatus
+from shared.db import INTEGER_MAX
 from shared.money import Currency, PositiveAmount
 
 
@@ -15,7 +16,7 @@ class ReservationCreate(BaseModel):
 
     pledge_id: uuid.UUID
     tier_id: uuid.UUID
-    tier_version: int = Field(ge=1, description="The version of the tier's terms the backer was shown.")
+    tier_version: int = Field(ge=1, le=INTEGER_MAX, description="The version of the tier's terms the backer was shown.")
     backer_id: str = Field(min_length=1, max_length=200)
     amount: PositiveAmount = Field(
         description="The whole pledge counted toward goal and cap: tier price + shipping + any bonus."

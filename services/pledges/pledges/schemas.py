@@ -13,6 +13,7 @@ from services.pledges.models import (
     PledgeStatus,
     RefundStatus,
 )
+from shared.db import INTEGER_MAX
 from shared.money import Currency, PositiveAmount
 
 PAYMENT_METHOD_PATTERN = r"^pm_[A-Za-z0-9_]{1,200}$"
@@ -24,7 +25,7 @@ class PledgeCreate(BaseModel):
 
     campaign_id: uuid.UUID
     tier_id: uuid.UUID
-    tier_version: int = Field(ge=1, description="The version of the tier's terms the backer was shown.")
+    tier_version: int = Field(ge=1, le=INTEGER_MAX, description="The version of the tier's terms the backer was shown.")
     amount: PositiveAmount = Field(
         description="The whole pledge in minor units: at least the tier's price plus shipping to the region; "
         "anything above is a bonus."
@@ -48,7 +49,9 @@ class PaymentMethodUpdate(BaseModel):
 
 
 class TermsAcceptance(BaseModel):
-    version: int = Field(ge=1, description="The new version of the terms being accepted (as offered in `consent`).")
+    version: int = Field(
+        ge=1, le=INTEGER_MAX, description="The new version of the terms being accepted (as offered in `consent`)."
+    )
 
 
 class PledgeCancel(BaseModel):

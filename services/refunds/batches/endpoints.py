@@ -14,6 +14,7 @@ from services.refunds.config import Settings
 from services.refunds.dependencies import get_pledges, get_settings, require_operator, require_reader
 from services.refunds.models import BatchStatus
 from shared.auth import Principal
+from shared.db import INTEGER_MAX
 from shared.errors import problem_responses
 from shared.idempotency import IDEMPOTENT
 from shared.unit_of_work import UnitOfWorkRoute, get_session
@@ -106,7 +107,7 @@ async def list_refund_batch_exclusions(
 async def list_refund_batch_audit_log(
     batch_id: uuid.UUID,
     limit: int = Query(default=100, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=INTEGER_MAX),
     principal: Principal = Depends(require_operator),
     session: AsyncSession = Depends(get_session),
 ) -> list[schemas.AuditEntry]:

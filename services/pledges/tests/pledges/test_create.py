@@ -239,6 +239,11 @@ async def test_amounts_and_regions_the_tier_does_not_allow_are_422_and_store_not
     unknown_tier = await client.post(
         "/v1/pledges", json=pledge_body(campaign, tier_id=str(uuid.uuid4())), headers=backer.headers | idem()
     )
+    # Found by the API fuzzer: a version beyond 64 bits was a 500 (the request's fingerprint could not encode it).
+    huge_versions = [
+        await client.post("/v1/pledges", json=pledge_body(campaign, tier_version=v), headers=backer.headers | idem())
+        for v in (2**31, 2**64)
+    ]
 
     assert (below.status_code, below.json()["code"]) == (422, "amount_below_minimum")
     assert (region.status_code, region.json()["code"]) == (422, "shipping_region_unavailable")
@@ -246,6 +251,9 @@ async def test_amounts_and_regions_the_tier_does_not_allow_are_422_and_store_not
     assert card_number.status_code == 422
     assert "4242424242424242" not in card_number.text
     assert (unknown_tier.status_code, unknown_tier.json()["code"]) == (404, "tier_version_not_found")
+    assert [(r.status_code, r.headers["content-type"]) for r in huge_versions] == [
+        (422, "application/problem+json")
+    ] * 2
     assert (await client.get("/v1/pledges", headers=backer.headers)).json()["items"] == []
 
 
