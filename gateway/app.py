@@ -22,6 +22,7 @@ from gateway.config import Settings
 from gateway.openapi import API_VERSION, OpenAPICache
 from gateway.proxy import Proxy
 from gateway.ratelimit import ClientRateLimiter
+from shared.app import FASTAPI_TELEMETRY_OFF
 from shared.auth import AuthConfig, TokenVerifier
 from shared.context import RequestContextMiddleware
 from shared.errors import install_error_handlers
@@ -57,7 +58,14 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             finally:
                 await proxy.aclose()
 
-    api = FastAPI(title="Crowdfund API gateway", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    api = FastAPI(
+        title="Crowdfund API gateway",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=FASTAPI_TELEMETRY_OFF,
+    )
     api.state.settings = settings
     install_error_handlers(api)
 
