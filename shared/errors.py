@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -212,19 +213,33 @@ async def _handle_http(request: Request, exc: Exception) -> Response:
     return problem_response(exc.status_code, code, None, detail, instance=request.url.path, headers=exc.headers or {})
 
 
-async def _handle_unexpected(request: Request, exc: Exception) -> Response:
+def _database_unavailable(request: Request, exc: Exception) -> Response:
+    # The database is out of reach or overloaded: nothing was committed (the unit of work rolls back), and a
+    # retry (with the same Idempotency-Key for a write) is safe. A 503, never a 500.
+    log.warning("request.database_unavailable", path=request.url.path, error_type=type(exc).__name__)
+    return problem_response(
+        503,
+        "database_unavailable",
+        "Service temporarily unavailable",
+        "The service cannot reach its database right now; retry shortly.",
+        instance=request.url.path,
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _handle_database(request: Request, exc: Exception) -> Response:
+    """Database and socket errors, answered inside the app. A handler for ``Exception`` runs in Starlette's
+    outermost middleware, which re-raises after answering, and uvicorn then closes the connection: the
+    gateway's next request on that kept-alive connection failed (a 502 right after each 503, seen in the
+    launch rush). Anything that is not about availability goes on to ``_handle_unexpected``."""
     if is_transient_db_error(exc):
-        # The database is out of reach or overloaded: nothing was committed (the unit of work rolls back), and a
-        # retry (with the same Idempotency-Key for a write) is safe. A 503, never a 500.
-        log.warning("request.database_unavailable", path=request.url.path, error_type=type(exc).__name__)
-        return problem_response(
-            503,
-            "database_unavailable",
-            "Service temporarily unavailable",
-            "The service cannot reach its database right now; retry shortly.",
-            instance=request.url.path,
-            headers={"Retry-After": "1"},
-        )
+        return _database_unavailable(request, exc)
+    raise exc
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> Response:
+    if is_transient_db_error(exc):  # raised outside the routes (a middleware, a dependency's teardown)
+        return _database_unavailable(request, exc)
     log.exception("request.unhandled_error", path=request.url.path, error_type=type(exc).__name__)
     return problem_response(
         500, "internal_error", "Internal server error", "An unexpected error occurred.", instance=request.url.path
@@ -235,6 +250,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _handle_problem)
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(StarletteHTTPException, _handle_http)
+    app.add_exception_handler(sa_exc.SQLAlchemyError, _handle_database)
+    app.add_exception_handler(OSError, _handle_database)
     app.add_exception_handler(Exception, _handle_unexpected)
 
 

@@ -3,6 +3,7 @@ can retry, never a 500 and never internals."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -34,6 +35,33 @@ async def test_an_unreachable_database_is_a_503_problem_with_retry_after() -> No
         assert response.json()["code"] == "database_unavailable"
         assert "asyncpg" not in response.text
         assert "127.0.0.1" not in response.text
+
+
+async def test_a_503_keeps_the_connection_open_for_the_next_request() -> None:
+    """Through a real HTTP server: the gateway keeps connections to a service alive, and a service that closed
+    one after its 503 made the gateway's next request on it fail (a 502 for somebody else's request)."""
+    import uvicorn
+
+    app = build_app(f"postgresql+asyncpg://postgres@127.0.0.1:{_closed_port()}/nowhere")
+    port = _closed_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="critical", access_log=False))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        answers = []
+        for _ in range(3):
+            writer.write(b"GET /v1/widgets HTTP/1.1\r\nhost: test\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(b":")[1])
+            await reader.readexactly(length)
+            answers.append((head.split(b" ")[1], b"connection: close" in head.lower()))
+        writer.close()
+    finally:
+        server.should_exit = True
+        await serving
+    assert answers == [(b"503", False)] * 3
 
 
 async def test_refused_connections_and_an_exhausted_pool_are_transient(shared_database_url: str) -> None:
