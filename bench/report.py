@@ -42,6 +42,8 @@ def write_report(results: dict[str, Any], directory: Path) -> str:
             f"{rush['elapsed_seconds']} s; all requests: {rush['requests_per_second']}/s)",
             f"- latency p50/p95/p99: {lat[50]} / {lat[95]} / {lat[99]} ms (max {lat['max']} ms)",
             f"- outcomes: {rush['outcomes']}",
+            f"- before it, untimed: {rush['warmup']['pledges']} pledges to another campaign at the same concurrency "
+            f"(0: a cold start); their latency, cold: {rush['warmup'].get('latency_ms', '-')}",
             f"- committed {rush['committed_amount']} <= cap {rush['cap_amount']}; equals the sum of accepted "
             f"pledges: {rush['committed_equals_accepted']}; reconciliation consistent: "
             f"{rush['reconciliation_consistent']}; accepted pledges without a saved card: "
