@@ -30,6 +30,7 @@ from services.pledges.tests.factories import (
     reservation,
     service_headers,
     setup_intents,
+    totals,
 )
 from shared.testing import app_client
 from stripe_local.testing import StripeLocalProcess, free_port
@@ -49,8 +50,12 @@ async def service(short_lease: Settings) -> AsyncIterator[tuple[httpx.AsyncClien
         yield client, app
 
 
-async def abandoned(app: FastAPI, campaign: LiveCampaign, steps: int, **overrides: Any) -> Pledge:
-    """A pledge whose driver ran ``steps`` saga steps and then died (its lease still held)."""
+async def abandoned(
+    app: FastAPI, campaign: LiveCampaign, steps: int, *, reserved: bool = False, **overrides: Any
+) -> Pledge:
+    """A pledge whose driver ran ``steps`` saga steps and then died (its lease still held). ``reserved``: it
+    died inside the first step, after campaigns held the capacity (which is written down only with the
+    payment's outcome)."""
     runtime = app.state.pledges
     backer = Backer()
     started = await pledge_service.start(
@@ -58,6 +63,17 @@ async def abandoned(app: FastAPI, campaign: LiveCampaign, steps: int, **override
     )
     assert isinstance(started, tuple)
     pledge, _terms = started
+    if reserved:
+        await runtime.campaigns.reserve(
+            pledge_id=pledge.id,
+            campaign_id=pledge.campaign_id,
+            tier_id=pledge.tier_id,
+            tier_version=pledge.terms_version,
+            backer_id=pledge.backer_id,
+            amount=pledge.total_amount,
+            currency=pledge.currency,
+            shipping_region=pledge.shipping_region,
+        )
     saga = PledgeSaga(runtime)
     for _ in range(steps):
         await saga.step(pledge)
@@ -74,12 +90,13 @@ async def sweep_after_lease(app: FastAPI) -> None:
 
 
 @pytest.mark.parametrize(
-    ("funding_model", "steps", "crashed_in"),
+    ("funding_model", "steps", "reserved", "crashed_in"),
     [
-        ("all_or_nothing", 0, PledgeStatus.RESERVING),  # row inserted, nothing called yet
-        ("all_or_nothing", 1, PledgeStatus.AUTHORIZING),  # capacity reserved, card not saved yet
-        ("flexible", 1, PledgeStatus.AUTHORIZING),
-        ("flexible", 2, PledgeStatus.CONFIRMING),  # charged, reservation not confirmed yet
+        ("all_or_nothing", 0, False, PledgeStatus.RESERVING),  # row inserted, nothing called yet
+        ("all_or_nothing", 0, True, PledgeStatus.RESERVING),  # capacity reserved, card not saved yet
+        ("flexible", 0, True, PledgeStatus.RESERVING),  # capacity reserved, not charged yet
+        ("all_or_nothing", 1, False, PledgeStatus.CONFIRMING),  # card saved, reservation not confirmed yet
+        ("flexible", 1, False, PledgeStatus.CONFIRMING),  # charged, reservation not confirmed yet
     ],
 )
 async def test_the_sweeper_finishes_a_pledge_abandoned_mid_saga(
@@ -88,11 +105,12 @@ async def test_the_sweeper_finishes_a_pledge_abandoned_mid_saga(
     stripe_server: StripeLocalProcess,
     funding_model: str,
     steps: int,
+    reserved: bool,
     crashed_in: PledgeStatus,
 ) -> None:
     client, app = service
     campaign = await live_campaign(campaigns, funding_model=funding_model)
-    pledge = await abandoned(app, campaign, steps)
+    pledge = await abandoned(app, campaign, steps, reserved=reserved)
     assert pledge.status is crashed_in
 
     await app.state.pledge_worker.run_once()
@@ -102,6 +120,8 @@ async def test_the_sweeper_finishes_a_pledge_abandoned_mid_saga(
     seen = await status_of(client, pledge.id)
     assert seen["status"] == ("collected" if funding_model == "flexible" else "active")
     assert (await reservation(campaigns, campaign.id, str(pledge.id)))["status"] == "confirmed"
+    held = await totals(campaigns, campaign.id)
+    assert (held["committed_amount"], held["reserved_amount"]) == (pledge.total_amount, 0)  # held once
     if funding_model == "flexible":
         assert [i["status"] for i in payment_intents(stripe_server, str(pledge.id))] == ["succeeded"]
     else:
@@ -113,7 +133,7 @@ async def test_a_payment_made_but_never_recorded_is_found_again_not_made_twice(
 ) -> None:
     client, app = service
     campaign = await live_campaign(campaigns, funding_model="flexible")
-    pledge = await abandoned(app, campaign, 1)
+    pledge = await abandoned(app, campaign, 0, reserved=True)
     # The process died after Stripe charged but before the answer was written down.
     assert pledge.payment_intent_key is not None
     await app.state.pledges.stripe.charge(
@@ -135,7 +155,7 @@ async def test_a_decline_whose_release_never_happened_is_compensated(
 ) -> None:
     client, app = service
     campaign = await live_campaign(campaigns, funding_model="flexible")
-    pledge = await abandoned(app, campaign, 2, payment_method="pm_card_chargeDeclined")
+    pledge = await abandoned(app, campaign, 1, payment_method="pm_card_chargeDeclined")
     assert pledge.status is PledgeStatus.COMPENSATING
     assert (await reservation(campaigns, campaign.id, str(pledge.id)))["status"] == "pending"
 
@@ -151,7 +171,7 @@ async def test_two_replicas_sweeping_at_once_resume_each_pledge_once(
     first, second = create_app(short_lease), create_app(short_lease)
     async with app_client(first) as client, app_client(second):
         campaign = await live_campaign(campaigns, funding_model="flexible", cap_amount=None)
-        pledges = [await abandoned(first, campaign, 1) for _ in range(6)]
+        pledges = [await abandoned(first, campaign, 0, reserved=True) for _ in range(6)]
         time.sleep(LEASE_SECONDS + 0.1)
 
         await asyncio.gather(first.state.pledge_worker.run_once(), second.state.pledge_worker.run_once())
