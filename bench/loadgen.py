@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import time
 import uuid
@@ -20,6 +21,7 @@ import aiohttp
 import uvloop
 
 from shared.testing import user_token
+from tools.stack import ROOT
 
 
 async def rush(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,6 +75,22 @@ async def rush(args: argparse.Namespace) -> dict[str, Any]:
         "outcomes": dict(outcomes),
         "accepted": accepted,
     }
+
+
+def run_rush(
+    gateway: str, live: Any, amount: int, backers: int, concurrency: int, *, timeout: float = 1800
+) -> dict[str, Any]:
+    """Run ``rush`` in a process of its own against ``live``'s tier (a launched campaign); its JSON result."""
+    command = [
+        sys.executable, "-m", "bench.loadgen", "rush",
+        "--gateway", gateway,
+        "--campaign", live.id, "--tier", live.tier["id"], "--version", str(live.tier["terms"]["version"]),
+        "--amount", str(amount), "--backers", str(backers), "--concurrency", str(concurrency),
+    ]  # fmt: skip
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if completed.returncode != 0:
+        raise RuntimeError(f"load generator failed: {completed.stderr[-2000:]}")
+    return json.loads(completed.stdout)  # type: ignore[no-any-return]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,9 +13,6 @@ exactly one refund per PaymentIntent, and how many refunds it created in each 1-
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -26,11 +23,12 @@ from typing import Any
 import aiohttp
 import httpx
 
+from bench.loadgen import run_rush
 from shared.auth import ServiceTokenSource
 from shared.settings import DEV_SERVICE_SECRET
 from shared.testing import auth_headers
 from tests.e2e.flows import Live, launch_campaign, ok
-from tools.stack import ROOT, Stack
+from tools.stack import Stack
 
 PRICE = 1_000
 IN_PROGRESS = {"reserving", "authorizing", "confirming", "charging", "compensating"}
@@ -49,16 +47,7 @@ def _service_headers() -> dict[str, str]:
 def seed_charged_pledges(stack: Stack, gateway: httpx.Client, count: int, concurrency: int) -> dict[str, Any]:
     """A flexible, uncapped campaign with `count` charged pledges, made through the gateway."""
     live = launch_campaign(gateway, funding_model="flexible", cap_amount=None, price_amount=PRICE)
-    command = [
-        sys.executable, "-m", "bench.loadgen", "rush",
-        "--gateway", stack.config.url("gateway"),
-        "--campaign", live.id, "--tier", live.tier["id"], "--version", str(live.tier["terms"]["version"]),
-        "--amount", str(PRICE), "--backers", str(count), "--concurrency", str(concurrency),
-    ]  # fmt: skip
-    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
-    if completed.returncode != 0:
-        raise RuntimeError(f"load generator failed: {completed.stderr[-2000:]}")
-    load = json.loads(completed.stdout)
+    load = run_rush(stack.config.url("gateway"), live, PRICE, count, concurrency, timeout=3600)
     # A pledge whose answer was lost (a gateway timeout under load) is finished by the pledges sweeper: every
     # pledge charged in the end is refunded, acknowledged or not.
     deadline = time.monotonic() + 300

@@ -8,12 +8,10 @@ to bench/results/ (JSON + a Markdown summary with a latency chart). Targets are 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,6 +23,7 @@ import asyncpg
 import httpx
 import psutil
 
+from bench.loadgen import run_rush
 from bench.refunds import scenario_refunds
 from bench.report import write_report
 from shared.auth import ServiceTokenSource
@@ -130,19 +129,6 @@ class MemorySampler:
             self.cpu_percent[name] = round(100 * used / elapsed, 1)
 
 
-def _rush_load(stack: Stack, live: Any, price: int, backers: int, concurrency: int) -> dict[str, Any]:
-    command = [
-        sys.executable, "-m", "bench.loadgen", "rush",
-        "--gateway", stack.config.url("gateway"),
-        "--campaign", live.id, "--tier", live.tier["id"], "--version", str(live.tier["terms"]["version"]),
-        "--amount", str(price), "--backers", str(backers), "--concurrency", str(concurrency),
-    ]  # fmt: skip
-    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    if completed.returncode != 0:
-        raise RuntimeError(f"load generator failed: {completed.stderr[-2000:]}")
-    return json.loads(completed.stdout)  # type: ignore[no-any-return]
-
-
 def scenario_rush(stack: Stack, backers: int, concurrency: int, warmup: int) -> dict[str, Any]:
     price = 1_000
     cap = int(backers * 0.6) * price
@@ -159,7 +145,7 @@ def scenario_rush(stack: Stack, backers: int, concurrency: int, warmup: int) -> 
             price_amount=price,
             deadline_in=timedelta(days=30),
         )
-        warm = _rush_load(stack, other, price, warmup, concurrency)
+        warm = run_rush(stack.config.url("gateway"), other, price, warmup, concurrency)
         warmed |= {
             "outcomes": warm["outcomes"],
             "elapsed_seconds": round(warm["elapsed_seconds"], 2),
@@ -174,7 +160,7 @@ def scenario_rush(stack: Stack, backers: int, concurrency: int, warmup: int) -> 
         deadline_in=timedelta(days=30),
     )
     with MemorySampler(stack) as memory:
-        load = _rush_load(stack, live, price, backers, concurrency)
+        load = run_rush(stack.config.url("gateway"), live, price, backers, concurrency)
 
     service = {"authorization": f"Bearer {ServiceTokenSource(DEV_SERVICE_SECRET, 'bench').token()}"}
     totals = ok(httpx.get(f"{stack.config.url('campaigns')}/internal/campaigns/{live.id}/totals", headers=service))
