@@ -9,11 +9,13 @@
 
 Each step makes one kind of network call and then commits its outcome on the pledge row (a compare-and-set on
 the status and the driver's lease token) before the next call; no database transaction is open while a call
-is in flight. The one exception: a reservation that succeeded is not written on its own but with the payment
-that follows it (the reservation is keyed by the pledge, so resuming from `reserving` finds it again).
-`authorizing` is what pledges written before that change may still be in; they resume with the payment. Every call is idempotent — the campaigns service keys reservations by pledge id, and every
+is in flight. Every call is idempotent — the campaigns service keys reservations by pledge id, and every
 Stripe write carries a key derived from the pledge and stored on the row before the call — so whoever resumes
 a pledge (a retried request, the sweeper after a crash) repeats the current step and gets the first answer.
+
+One step makes two calls: a reservation that succeeded is written with the payment that follows it, not on
+its own (resuming from `reserving` finds the same reservation again). `authorizing` is where pledges written
+before that change may still be; they resume with the payment.
 """
 
 from __future__ import annotations
