@@ -8,15 +8,19 @@ https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-sa
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import BigInteger, DateTime, MetaData, Table, TypeDecorator, Uuid, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -126,6 +130,9 @@ def create_engine(
     request with a 503 that can be retried, and the pool drops it and every older one (``invalidate``);
     ``pool_recycle`` replaces connections before servers or proxies time them out."""
     if is_sqlite(url):
+        parsed = make_url(url)
+        path = os.path.abspath(parsed.database) if parsed.database not in (None, "", ":memory:") else None
+        file_db = {"async_creator": lambda: _sqlite_connect(path)} if path and not parsed.query else {}
         engine = create_async_engine(
             url,
             echo=echo,
@@ -134,6 +141,7 @@ def create_engine(
             max_overflow=0,
             pool_timeout=pool_timeout,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            **file_db,
         )
         _configure_sqlite(engine)
         return engine
@@ -148,6 +156,32 @@ def create_engine(
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "crowdfund"}, "command_timeout": 30},
     )
+
+
+class _AiosqliteConnection(aiosqlite.Connection):
+    """aiosqlite's connection, whose ``stop()`` may be called twice.
+
+    When a task is cancelled during a statement, SQLAlchemy drops the connection: it starts a graceful close
+    in a task of its own and, if the task is cancelled again meanwhile (``gather`` cancels a loop, then its
+    owner cancels it once more), stops the connection's thread at once. The graceful close then calls
+    ``stop()`` a second time and waits for a thread that has already exited: a task that never ends, so the
+    event loop can never close (a service that hangs on shutdown, a test run stuck in teardown). Once
+    stopping, ``stop()`` here has nothing left to wait for."""
+
+    def stop(self) -> asyncio.Future[Any] | None:
+        if not self._running:
+            return None
+        return super().stop()
+
+
+async def _sqlite_connect(path: str) -> aiosqlite.Connection:
+    """What ``aiosqlite.connect`` does (the thread a daemon, as SQLAlchemy makes it), with the class above."""
+    connection = _AiosqliteConnection(
+        lambda: sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, check_same_thread=False),
+        iter_chunk_size=64,
+    )
+    connection._thread.daemon = True
+    return await connection
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -84,3 +85,35 @@ async def test_ending_a_unit_of_work_returns_its_connection_without_waiting_for_
     assert statement_exit == (0, 0)
     async with db.read_sessions() as reader:
         assert await reader.scalar(select(Widget.price_amount).where(Widget.name == "c")) == 2
+
+
+async def test_a_unit_of_work_cancelled_twice_mid_statement_leaves_no_task_behind(db: Database) -> None:
+    """A worker stopped while a statement waits (``gather`` cancels a loop, then its owner cancels it again
+    while SQLAlchemy drops the interrupted connection) must leave nothing running. With aiosqlite as it
+    comes, the connection's graceful close was left waiting forever on the thread the forced close had just
+    stopped: the event loop could then never close (a service stuck on shutdown, a test run stuck in
+    teardown)."""
+    holder = db.write_sessions()
+    await holder.execute(update(Widget).values(price_amount=Widget.price_amount + 1))  # holds the lock
+
+    async def blocked_write() -> None:
+        async with db.write_sessions() as session:
+            await session.execute(update(Widget).values(price_amount=Widget.price_amount + 2))
+            await session.commit()
+
+    task = asyncio.create_task(blocked_write())
+    await asyncio.sleep(0.3)  # waiting for the lock
+    task.cancel()
+    await asyncio.sleep(0)  # the first cancellation reaches the driver; SQLAlchemy starts dropping the connection
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await holder.rollback()
+    await holder.close()
+    others = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+    _, pending = await asyncio.wait(others, timeout=3) if others else (set(), set())
+    for leftover in pending:  # do not leave them to hang the event loop's close
+        leftover.cancel()
+    assert not pending, [repr(t) for t in pending]
+    async with db.read_sessions() as session:  # and the database is usable
+        assert await session.scalar(select(Widget.price_amount).where(Widget.name == "a")) == 100
