@@ -130,8 +130,11 @@ class RefundWorker:
         try:
             await asyncio.gather(*tasks)
         finally:
+            # ``gather`` returns as soon as one loop has been cancelled, while the others may still be in their
+            # own cleanup (a statement's connection being dropped): a second cancellation would cut that short.
             for task in tasks:
-                task.cancel()
+                if not task.cancelling():
+                    task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._hand_back_on_shutdown()
 
