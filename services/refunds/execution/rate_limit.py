@@ -56,6 +56,7 @@ class FleetRateLimiter:
         self._lock = asyncio.Lock()
         self._waiting = 0
         self.granted = 0
+        self.dropped = 0  # slots given up because the loop woke up too late for them
         self.reservations = 0
 
     @property
@@ -86,6 +87,7 @@ class FleetRateLimiter:
                     await asyncio.sleep(delay)
                 if time.time() <= slot + STALE_SLOT_SECONDS:
                     break
+                self.dropped += 1
         finally:
             self._waiting -= 1
         self.granted += 1
@@ -96,6 +98,7 @@ class FleetRateLimiter:
                 now = time.time()
                 while self._slots and self._slots[0] < now - STALE_SLOT_SECONDS:
                     self._slots.popleft()
+                    self.dropped += 1
                 if not self._slots:
                     await self._reserve(min(self.max_chunk, max(1, self._waiting)))
                 if self._slots:
