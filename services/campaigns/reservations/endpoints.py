@@ -2,7 +2,8 @@
 
 Contract: the pledge id is the idempotency key of a reservation. ``reserve`` → (take payment) → ``confirm``;
 on a decline or failure ``release``. A reservation never confirmed expires after the configured TTL and is
-released by the sweeper. Refusals are 409 problems with stable codes and no figures.
+released by the sweeper. When the payment is secured before asking (an all-or-nothing pledge saves the card
+first), ``reserve`` with ``confirmed: true`` holds and commits in one call; ``release`` undoes it. Refusals are 409 problems with stable codes and no figures.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ async def reserve_capacity(
     that the terms version is current (409 `terms_changed` with `current_version`), the tier's quantity
     (409 `tier_sold_out`), the per-backer limit (409 `backer_limit_reached`) and the cap, counting pending
     reservations (409 `cap_reached`). 201 when created; 200 with the existing reservation when the same
-    pledge id is sent again with the same fields (409 `pledge_id_reused` if they differ)."""
+    pledge id is sent again with the same fields (409 `pledge_id_reused` if they differ). With `confirmed`
+    the reservation is committed at once (a pending one already made for the pledge is confirmed)."""
     reservation, created = await reservation_service.reserve(session, campaign_id, data, settings)
     return reservation_response(reservation, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

@@ -178,10 +178,13 @@ def first_refusal(facts: Any, values: Mapping[str, Any], *, campaign_held: bool 
 
 # -- PostgreSQL: one statement per capacity change ------------------------------------------------------------
 
-_RESERVE = text(
-    """
+# A reservation is held pending (the payment follows; ``confirm`` commits it, or it expires), or held and
+# committed at once when the payment was secured before asking (an all-or-nothing pledge's saved card): the
+# same statement, with the amount going to the committed total and the backer counted.
+_RESERVE_TEMPLATE = """
 WITH locked AS (
-    SELECT c.reserved_amount, t.reserved_quantity, b.active_count
+    SELECT c.reserved_amount, c.committed_amount, c.backer_count, t.reserved_quantity, t.committed_quantity,
+           b.active_count
     FROM campaigns AS c
     JOIN tiers AS t ON t.id = CAST(:tier_id AS uuid) AND t.campaign_id = c.id
     JOIN backer_tier_counts AS b ON b.tier_id = t.id AND b.backer_id = CAST(:backer_id AS varchar)
@@ -195,19 +198,19 @@ WITH locked AS (
     FOR NO KEY UPDATE OF c, t, b
 ), inserted AS (
     INSERT INTO reservations (id, campaign_id, tier_id, tier_version, backer_id, amount, currency,
-                              shipping_region, status, expires_at, created_at)
+                              shipping_region, status, expires_at, created_at, confirmed_at)
     SELECT CAST(:pledge_id AS uuid), CAST(:campaign_id AS uuid), CAST(:tier_id AS uuid),
            CAST(:tier_version AS integer), CAST(:backer_id AS varchar), CAST(:amount AS bigint),
-           CAST(:currency AS varchar), CAST(:shipping_region AS varchar), 'pending',
-           CAST(:expires_at AS timestamptz), CAST(:now AS timestamptz)
+           CAST(:currency AS varchar), CAST(:shipping_region AS varchar), '{status}',
+           CAST(:expires_at AS timestamptz), CAST(:now AS timestamptz), {confirmed_at}
     FROM locked
     ON CONFLICT (id) DO NOTHING
     RETURNING *
 ), held_campaign AS (
-    UPDATE campaigns SET reserved_amount = locked.reserved_amount + CAST(:amount AS bigint)
+    UPDATE campaigns SET {campaign_totals}
     FROM locked WHERE campaigns.id = CAST(:campaign_id AS uuid) AND EXISTS (SELECT FROM inserted)
 ), held_tier AS (
-    UPDATE tiers SET reserved_quantity = locked.reserved_quantity + 1
+    UPDATE tiers SET {tier_totals}
     FROM locked WHERE tiers.id = CAST(:tier_id AS uuid) AND EXISTS (SELECT FROM inserted)
 ), held_backer AS (
     UPDATE backer_tier_counts SET active_count = locked.active_count + 1
@@ -218,6 +221,22 @@ WITH locked AS (
 SELECT (SELECT count(*) FROM locked) AS admitted, inserted.*
 FROM (SELECT 1) AS one LEFT JOIN inserted ON true
 """
+_RESERVE = text(
+    _RESERVE_TEMPLATE.format(
+        status="pending",
+        confirmed_at="NULL",
+        campaign_totals="reserved_amount = locked.reserved_amount + CAST(:amount AS bigint)",
+        tier_totals="reserved_quantity = locked.reserved_quantity + 1",
+    )
+).columns(column("admitted", Integer), *RESERVATION_COLUMNS)
+_RESERVE_CONFIRMED = text(
+    _RESERVE_TEMPLATE.format(
+        status="confirmed",
+        confirmed_at="CAST(:now AS timestamptz)",
+        campaign_totals="committed_amount = locked.committed_amount + CAST(:amount AS bigint), "
+        "backer_count = locked.backer_count + 1",
+        tier_totals="committed_quantity = locked.committed_quantity + 1",
+    )
 ).columns(column("admitted", Integer), *RESERVATION_COLUMNS)
 
 _CONFIRM = text(
@@ -336,7 +355,7 @@ class ReserveRefusal(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ReserveOutcome:
-    reservation: Row[Any] | None  # the new pending reservation; None when the pledge id was already taken
+    reservation: Row[Any] | None  # the new reservation; None when the pledge id was already taken
 
 
 class ReservationRepository(RepositoryBase[Reservation]):
@@ -450,14 +469,17 @@ class CapacityRepository:
 
     # -- reserve ------------------------------------------------------------------------------------------
 
-    async def reserve(self, values: dict[str, Any], *, per_backer_limit: int | None) -> ReserveOutcome:
-        """Insert the pending reservation and hold its capacity, or raise :class:`ReserveRefusal` having
-        changed nothing. ``values`` are the reservation's columns (``id`` is the pledge id), plus ``now``."""
+    async def reserve(
+        self, values: dict[str, Any], *, per_backer_limit: int | None, confirmed: bool = False
+    ) -> ReserveOutcome:
+        """Insert the reservation and hold its capacity, or raise :class:`ReserveRefusal` having changed
+        nothing. ``values`` are the reservation's columns (``id`` is the pledge id). ``confirmed``: held and
+        committed at once (the payment is already secured), else pending."""
         if self.postgresql:
-            return await self._reserve_postgresql(values)
-        return await self._reserve_sqlite(values, per_backer_limit)
+            return await self._reserve_postgresql(values, confirmed)
+        return await self._reserve_sqlite(values, per_backer_limit, confirmed)
 
-    async def _reserve_postgresql(self, values: dict[str, Any]) -> ReserveOutcome:
+    async def _reserve_postgresql(self, values: dict[str, Any], confirmed: bool) -> ReserveOutcome:
         params = {
             "pledge_id": values["id"],
             "campaign_id": values["campaign_id"],
@@ -472,8 +494,9 @@ class CapacityRepository:
         }
         # A refusal read without locks may find the obstacle gone (a release in between): try again, a few
         # times, before calling the cap reached.
+        statement = _RESERVE_CONFIRMED if confirmed else _RESERVE
         for _ in range(3):
-            row = (await self.session.execute(_RESERVE, params)).one()
+            row = (await self.session.execute(statement, params)).one()
             if row.admitted:
                 return ReserveOutcome(reservation=row if row.id is not None else None)
             if await self.get_existing(values["id"]) is not None:
@@ -498,24 +521,38 @@ class CapacityRepository:
     async def get_existing(self, pledge_id: uuid.UUID) -> Row[Any] | None:
         return (await self.session.execute(_RESERVATION_BY_ID, {"pledge_id": pledge_id})).first()
 
-    async def _reserve_sqlite(self, values: dict[str, Any], per_backer_limit: int | None) -> ReserveOutcome:
+    async def _reserve_sqlite(
+        self, values: dict[str, Any], per_backer_limit: int | None, confirmed: bool
+    ) -> ReserveOutcome:
         """The write transaction is exclusive (``BEGIN IMMEDIATE``); a refusal rolls back what came before it."""
+        state = (
+            {"status": ReservationStatus.CONFIRMED, "confirmed_at": values["created_at"]}
+            if confirmed
+            else {"status": ReservationStatus.PENDING}
+        )
         inserted = (
             await self.session.execute(
                 sqlite.insert(reservations)
-                .values(status=ReservationStatus.PENDING, **values)
+                .values(**state, **values)
                 .on_conflict_do_nothing(index_elements=["id"])
                 .returning(*RESERVATION_COLUMNS)
             )
         ).first()
         if inserted is None:
             return ReserveOutcome(reservation=None)
-        campaign_id, tier_id, amount, now = (
-            values["campaign_id"],
-            values["tier_id"],
-            values["amount"],
-            values["created_at"],
-        )
+        amount = values["amount"]
+        campaign_totals: dict[Any, Any]
+        tier_totals: dict[Any, Any]
+        if confirmed:
+            campaign_totals = {
+                campaigns.c.committed_amount: campaigns.c.committed_amount + amount,
+                campaigns.c.backer_count: campaigns.c.backer_count + 1,
+            }
+            tier_totals = {tiers.c.committed_quantity: tiers.c.committed_quantity + 1}
+        else:
+            campaign_totals = {campaigns.c.reserved_amount: campaigns.c.reserved_amount + amount}
+            tier_totals = {tiers.c.reserved_quantity: tiers.c.reserved_quantity + 1}
+        campaign_id, tier_id, now = values["campaign_id"], values["tier_id"], values["created_at"]
         if not await self._changed(
             update(campaigns)
             .where(
@@ -527,7 +564,7 @@ class CapacityRepository:
                     campaigns.c.reserved_amount + campaigns.c.committed_amount + amount <= campaigns.c.cap_amount,
                 ),
             )
-            .values(reserved_amount=campaigns.c.reserved_amount + amount)
+            .values(campaign_totals)
         ):
             await self._raise_refusal(values)
             raise ReserveRefusal("cap")
@@ -541,7 +578,7 @@ class CapacityRepository:
                     tiers.c.reserved_quantity + tiers.c.committed_quantity + 1 <= tiers.c.quantity_limit,
                 ),
             )
-            .values(reserved_quantity=tiers.c.reserved_quantity + 1)
+            .values(tier_totals)
         ):
             await self._raise_refusal(values, campaign_held=True)
             raise ReserveRefusal("tier_quantity")

@@ -23,6 +23,11 @@ class ReservationCreate(BaseModel):
     )
     currency: Currency
     shipping_region: str | None = Field(default=None, max_length=32)
+    confirmed: bool = Field(
+        default=False,
+        description="The payment is already secured (an all-or-nothing pledge's saved card): the capacity is "
+        "held and committed in one step, with no `confirm` to follow. Otherwise the reservation is pending.",
+    )
 
 
 class ReservationRelease(BaseModel):

@@ -140,7 +140,7 @@ class ReservationService:
         if terms.tier_id is None:
             raise TierNotFound(data.tier_id)
         if terms.existing is not None:
-            return self._repeat(terms.existing, campaign_id, data), False
+            return await self._repeat_or_confirm(session, terms.existing, campaign_id, data), False
         _check_terms(terms, data)
         # Refused on what was just read (a full cap, a sold-out tier): no write, no lock. Capacity only comes
         # back through a release, and a request read a moment before that release is refused all the same.
@@ -149,21 +149,35 @@ class ReservationService:
             raise _refusal(early)
         capacity = CapacityRepository(session)
         try:
-            outcome = await capacity.reserve(values, per_backer_limit=terms.per_backer_limit)
+            outcome = await capacity.reserve(values, per_backer_limit=terms.per_backer_limit, confirmed=data.confirmed)
         except ReserveRefusal as refusal:
             raise _refusal(refusal) from None
         if outcome.reservation is None:  # the same pledge id, sent concurrently: the first one won
             existing = await capacity.get_existing(data.pledge_id)
             if existing is None:
                 raise PledgeIdReused()
-            return self._repeat(existing._asdict(), campaign_id, data), False
-        log.info("reservation.reserved", campaign_id=str(campaign_id), pledge_id=str(data.pledge_id))
+            return await self._repeat_or_confirm(session, existing._asdict(), campaign_id, data), False
+        log.info(
+            "reservation.reserved",
+            campaign_id=str(campaign_id),
+            pledge_id=str(data.pledge_id),
+            confirmed=data.confirmed,
+        )
         return outcome.reservation, True
 
-    @staticmethod
-    def _repeat(existing: Mapping[str, Any], campaign_id: uuid.UUID, data: schemas.ReservationCreate) -> Any:
+    async def _repeat_or_confirm(
+        self,
+        session: AsyncSession,
+        existing: Mapping[str, Any],
+        campaign_id: uuid.UUID,
+        data: schemas.ReservationCreate,
+    ) -> Any:
+        """The reservation already made with this pledge id. A confirmed reserve repeating a pending one (a
+        pledge that held its capacity before saving the card) confirms it, as ``confirm`` would."""
         if not _same_request(existing, campaign_id, data):
             raise PledgeIdReused()
+        if data.confirmed and existing["status"] == ReservationStatus.PENDING:
+            return await self.confirm(session, campaign_id, data.pledge_id)
         return SimpleNamespace(**existing)
 
     async def confirm(self, session: AsyncSession, campaign_id: uuid.UUID, pledge_id: uuid.UUID) -> ReservationRow:

@@ -21,12 +21,17 @@ ATTEMPTS = 60
 async def _pledge_once(
     client: httpx.AsyncClient, actors: Actors, campaign_id: str, tier: dict, rng: random.Random
 ) -> tuple[str, int]:
-    body = reservation_body(tier, amount=rng.choice([1_000, 1_500, 2_000, 3_000]))
+    # A third reserve with the card already saved (held and committed at once), the others before paying.
+    saved_first = rng.random() < 1 / 3
+    body = reservation_body(tier, amount=rng.choice([1_000, 1_500, 2_000, 3_000]), confirmed=saved_first)
     response = await reserve(client, actors, campaign_id, body)
     if response.status_code != 201:
         assert response.status_code == 409, response.text
         assert response.json()["code"] in {"cap_reached", "tier_sold_out"}
         return response.json()["code"], 0
+    if saved_first:
+        assert response.json()["status"] == "confirmed"
+        return "confirmed", body["amount"]
     await asyncio.sleep(rng.random() / 100)  # the payment, between reserve and confirm
     url = f"/internal/campaigns/{campaign_id}/reservations/{body['pledge_id']}"
     if rng.random() < 0.2:

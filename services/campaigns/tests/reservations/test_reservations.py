@@ -47,6 +47,67 @@ async def test_reserve_confirm_moves_the_amount_from_pending_to_committed(
     assert state["consistent"]
 
 
+async def test_a_confirmed_reserve_holds_and_commits_in_one_call(client: httpx.AsyncClient, actors: Actors) -> None:
+    campaign, [tier] = await live_campaign(client, actors, goal_amount=10_000, cap_amount=20_000)
+    body = reservation_body(tier, amount=13_000, confirmed=True)
+    reserved = await reserve(client, actors, campaign["id"], body)
+    assert reserved.status_code == 201, reserved.text
+    assert reserved.json()["status"] == "confirmed"
+    assert reserved.json()["confirmed_at"] is not None
+    state = await totals(client, actors, campaign["id"])
+    assert (state["reserved_amount"], state["committed_amount"], state["backer_count"]) == (0, 13_000, 1)
+    assert (state["confirmed_count"], state["pending_count"], state["consistent"]) == (1, 0, True)
+
+    again = await reserve(client, actors, campaign["id"], body)  # a repeat: the same reservation, nothing more
+    assert (again.status_code, again.json()) == (200, reserved.json())
+    confirm = await client.post(_url(campaign["id"], body["pledge_id"], "confirm"), headers=actors.service)
+    assert (confirm.status_code, confirm.json()["status"]) == (200, "confirmed")
+    # The cap counts what was committed this way, and a refusal commits nothing.
+    refused = await reserve(client, actors, campaign["id"], reservation_body(tier, amount=8_000, confirmed=True))
+    assert (refused.status_code, refused.json()["code"]) == (409, "cap_reached")
+    fits = await reserve(client, actors, campaign["id"], reservation_body(tier, amount=7_000, confirmed=True))
+    assert fits.status_code == 201
+    state = await totals(client, actors, campaign["id"])
+    assert (state["committed_amount"], state["backer_count"], state["consistent"]) == (20_000, 2, True)
+
+    released = await client.post(_url(campaign["id"], body["pledge_id"], "release"), headers=actors.service)
+    assert released.json()["status"] == "released"
+    state = await totals(client, actors, campaign["id"])
+    assert (state["committed_amount"], state["backer_count"], state["consistent"]) == (7_000, 1, True)
+
+
+async def test_a_confirmed_reserve_repeating_a_pending_one_confirms_it(
+    client: httpx.AsyncClient, actors: Actors
+) -> None:
+    campaign, [tier] = await live_campaign(client, actors)
+    body = reservation_body(tier, amount=9_000)
+    assert (await reserve(client, actors, campaign["id"], body)).json()["status"] == "pending"
+    confirmed = await reserve(client, actors, campaign["id"], body | {"confirmed": True})
+    assert (confirmed.status_code, confirmed.json()["status"]) == (200, "confirmed")
+    state = await totals(client, actors, campaign["id"])
+    assert (state["reserved_amount"], state["committed_amount"], state["backer_count"]) == (0, 9_000, 1)
+    assert state["consistent"]
+
+
+async def test_a_confirmed_reserve_checks_the_tier_and_backer_limits(client: httpx.AsyncClient, actors: Actors) -> None:
+    campaign, [limited, per_backer] = await live_campaign(
+        client,
+        actors,
+        uncapped=True,
+        cap_amount=None,
+        tiers=[{"title": "Early bird", "quantity_limit": 1}, {"title": "Deluxe", "per_backer_limit": 1}],
+    )
+    assert (await reserve(client, actors, campaign["id"], reservation_body(limited, confirmed=True))).status_code == 201
+    sold_out = await reserve(client, actors, campaign["id"], reservation_body(limited, confirmed=True))
+    assert (sold_out.status_code, sold_out.json()["code"]) == (409, "tier_sold_out")
+    first = reservation_body(per_backer, backer_id="backer-7", confirmed=True)
+    assert (await reserve(client, actors, campaign["id"], first)).status_code == 201
+    second = await reserve(client, actors, campaign["id"], reservation_body(per_backer, backer_id="backer-7"))
+    assert (second.status_code, second.json()["code"]) == (409, "backer_limit_reached")
+    state = await totals(client, actors, campaign["id"])
+    assert (state["confirmed_count"], state["pending_count"], state["consistent"]) == (2, 0, True)
+
+
 async def test_repeating_a_reservation_with_the_same_pledge_id_returns_the_first(
     client: httpx.AsyncClient, actors: Actors
 ) -> None:
