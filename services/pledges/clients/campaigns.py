@@ -265,7 +265,10 @@ class CampaignsClient:
         amount: int,
         currency: str,
         shipping_region: str | None,
+        confirmed: bool = False,
     ) -> Reservation:
+        """Hold capacity for the pledge: pending (``confirm`` follows the payment), or, with ``confirmed``
+        (the card is already saved), held and committed at once."""
         try:
             body = await self._request(
                 "POST",
@@ -278,6 +281,7 @@ class CampaignsClient:
                     "amount": amount,
                     "currency": currency,
                     "shipping_region": shipping_region,
+                    "confirmed": confirmed,
                 },
                 idempotency_key=f"pledge:{pledge_id}:reserve",
             )

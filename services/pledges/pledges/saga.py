@@ -1,21 +1,33 @@
 """The pledge saga, persisted step by step.
 
-    reserving ──reserve, then Stripe──► confirming ──confirm──► active | collected
+All or nothing (the card is saved now, charged if the campaign succeeds):
+
+    reserving ──save card, then reserve+commit──► active
+        │ declined            │ refused
+        ▼                     ▼
+     declined           compensating ──detach card──► rejected
+
+Flexible (charged now):
+
+    reserving ──reserve, then charge──► confirming ──confirm──► collected
         │ refused              │ declined              │ refused
         ▼                      ▼                       ▼
      rejected            compensating ───refund / detach card / release───► declined | failed | canceled | dropped
 
     active ──(campaign succeeded)──► charging ──off-session charge──► collected | payment_failed
 
-Each step makes one kind of network call and then commits its outcome on the pledge row (a compare-and-set on
-the status and the driver's lease token) before the next call; no database transaction is open while a call
-is in flight. Every call is idempotent — the campaigns service keys reservations by pledge id, and every
-Stripe write carries a key derived from the pledge and stored on the row before the call — so whoever resumes
-a pledge (a retried request, the sweeper after a crash) repeats the current step and gets the first answer.
+Each step commits its outcome on the pledge row (a compare-and-set on the status and the driver's lease
+token) before the next step; no database transaction is open while a call is in flight. Every call is
+idempotent — the campaigns service keys reservations by pledge id, and every Stripe write carries a key
+derived from the pledge and stored on the row before the call — so whoever resumes a pledge (a retried
+request, the sweeper after a crash) repeats the current step and gets the first answers.
 
-One step makes two calls: a reservation that succeeded is written with the payment that follows it, not on
-its own (resuming from `reserving` finds the same reservation again). `authorizing` is where pledges written
-before that change may still be; they resume with the payment.
+The first step makes two calls and one write. An all-or-nothing pledge saves the card first and then asks
+campaigns to hold and commit its capacity in one call (``confirmed``): the capacity is committed only for a
+saved card, a refusal after saving costs a detach, and a Stripe outage holds nothing. A flexible pledge holds
+capacity before charging (a refusal must never follow a charge) and confirms after it. `authorizing`, and an
+all-or-nothing pledge in `confirming`, are where pledges written before these changes may still be; they
+resume with the payment and the confirm.
 """
 
 from __future__ import annotations
@@ -217,37 +229,13 @@ class PledgeSaga:
         await self._steps[pledge.status](self, pledge)
 
     async def _reserve(self, pledge: Pledge) -> None:
-        campaigns = self.runtime.campaigns
+        if pledge.funding_model is FundingModel.ALL_OR_NOTHING:
+            await self._save_card_then_reserve(pledge)
+            return
         try:
-            reservation = await campaigns.reserve(
-                pledge_id=pledge.id,
-                campaign_id=pledge.campaign_id,
-                tier_id=pledge.tier_id,
-                tier_version=pledge.terms_version,
-                backer_id=pledge.backer_id,
-                amount=pledge.total_amount,
-                currency=pledge.currency,
-                shipping_region=pledge.shipping_region,
-            )
-        except CampaignsUnavailable as exc:
-            raise StepUnavailable("campaigns service") from exc
+            reservation = await self._reserve_call(pledge, confirmed=False)
         except CampaignRefusal as refusal:
-            extra = dict(refusal.extra)
-            if refusal.code == "terms_changed" and isinstance(extra.get("current_version"), int):
-                extra["current_terms"] = await self._current_terms(pledge, extra["current_version"])
-            status = refusal.status if refusal.status in (404, 409, 422) else 409
-            log.info("pledge.rejected", pledge_id=str(pledge.id), code=refusal.code)
-            await self._commit(
-                pledge,
-                {
-                    "status": PledgeStatus.REJECTED,
-                    "failure_code": refusal.code,
-                    "failure_status": status,
-                    "failure_detail": (refusal.detail or "")[:500] or None,
-                    "failure_extra": extra or None,
-                },
-                finish=True,
-            )
+            await self._commit(pledge, await self._rejection(pledge, refusal), finish=True)
             return
         if reservation.status in ("pending", "confirmed"):
             # Straight on to the payment, whose outcome is written with the reservation's state. Not written on
@@ -257,17 +245,117 @@ class PledgeSaga:
             await self._authorize(pledge, reservation_state=ReservationState(reservation.status))
             return
         # A replay found the reservation expired or released: nothing is held, nothing was paid yet.
-        await self._commit(
-            pledge,
-            {
-                "status": PledgeStatus.FAILED,
-                "failure_code": f"reservation_{reservation.status}",
-                "failure_status": 409,
-                "failure_detail": "The capacity held for this pledge lapsed before payment.",
-                "reservation_state": ReservationState.RELEASED,
-            },
-            finish=True,
-        )
+        await self._commit(pledge, {**self._lapsed(reservation.status), "status": PledgeStatus.FAILED}, finish=True)
+
+    async def _save_card_then_reserve(self, pledge: Pledge) -> None:
+        """All or nothing: save the card, then hold and commit the capacity in one call to campaigns; one
+        write of the outcome. Nothing is written in between: the card is saved under keys stored on the row,
+        and the reservation is keyed by the pledge id, so a driver resuming from `reserving` gets the same
+        card and the same reservation back. A refusal after the card was saved forgets the card
+        (`compensating`, then `rejected`); a decline holds nothing and ends the pledge at once."""
+        assert pledge.customer_key
+        assert pledge.setup_intent_key
+        assert pledge.payment_method_input
+        try:
+            result = await self.runtime.stripe.save_card(
+                ref(pledge),
+                customer_key=pledge.customer_key,
+                setup_intent_key=pledge.setup_intent_key,
+                payment_method=pledge.payment_method_input,
+            )
+        except PaymentProviderUnavailable as exc:
+            raise StepUnavailable("payment provider") from exc
+        if isinstance(result, Declined):
+            log.info("pledge.declined", pledge_id=str(pledge.id), decline_code=result.decline_code)
+            await self._commit(
+                pledge, self._declined(result), finish=True, payment=self._declined_payment(pledge, result)
+            )
+            return
+        assert isinstance(result, CardSaved)
+        card = {
+            "stripe_customer_id": result.customer_id,
+            "stripe_setup_intent_id": result.setup_intent_id,
+            "stripe_payment_method_id": result.payment_method_id,
+        }
+        saved = {
+            "kind": PaymentKind.CARD_SAVED,
+            "stripe_id": result.setup_intent_id,
+            "idempotency_key": pledge.setup_intent_key,
+            "amount": 0,
+            "status": "succeeded",
+        }
+        try:
+            reservation = await self._reserve_call(pledge, confirmed=True)
+        except CampaignRefusal as refusal:
+            rejection = await self._rejection(pledge, refusal)
+            rejected = {**rejection, "status": PledgeStatus.COMPENSATING, "final_status": PledgeStatus.REJECTED}
+            await self._commit(pledge, {**rejected, **card}, payment=saved)
+            return
+        if reservation.status == "confirmed":
+            values = {"status": PledgeStatus.ACTIVE, "reservation_state": ReservationState.CONFIRMED, **card}
+            await self._commit(pledge, values, finish=True, payment=saved)
+            log.info("pledge.accepted", pledge_id=str(pledge.id), status=PledgeStatus.ACTIVE.value)
+        elif reservation.status == "pending":  # not expected of campaigns: confirm it as a separate step
+            values = {"status": PledgeStatus.CONFIRMING, "reservation_state": ReservationState.PENDING, **card}
+            await self._commit(pledge, values, payment=saved)
+        else:  # a pending reservation made earlier lapsed: nothing is held; forget the card
+            lapsed = {
+                **self._lapsed(reservation.status),
+                "status": PledgeStatus.COMPENSATING,
+                "final_status": PledgeStatus.FAILED,
+            }
+            await self._commit(pledge, {**lapsed, **card}, payment=saved)
+
+    async def _reserve_call(self, pledge: Pledge, *, confirmed: bool) -> Any:
+        try:
+            return await self.runtime.campaigns.reserve(
+                pledge_id=pledge.id,
+                campaign_id=pledge.campaign_id,
+                tier_id=pledge.tier_id,
+                tier_version=pledge.terms_version,
+                backer_id=pledge.backer_id,
+                amount=pledge.total_amount,
+                currency=pledge.currency,
+                shipping_region=pledge.shipping_region,
+                confirmed=confirmed,
+            )
+        except CampaignsUnavailable as exc:
+            raise StepUnavailable("campaigns service") from exc
+
+    async def _rejection(self, pledge: Pledge, refusal: CampaignRefusal) -> dict[str, Any]:
+        """The pledge's values for a refusal of its reservation (status `rejected`)."""
+        extra = dict(refusal.extra)
+        if refusal.code == "terms_changed" and isinstance(extra.get("current_version"), int):
+            extra["current_terms"] = await self._current_terms(pledge, extra["current_version"])
+        status = refusal.status if refusal.status in (404, 409, 422) else 409
+        log.info("pledge.rejected", pledge_id=str(pledge.id), code=refusal.code)
+        return {
+            "status": PledgeStatus.REJECTED,
+            "failure_code": refusal.code,
+            "failure_status": status,
+            "failure_detail": (refusal.detail or "")[:500] or None,
+            "failure_extra": extra or None,
+        }
+
+    @staticmethod
+    def _lapsed(reservation_status: str) -> dict[str, Any]:
+        return {
+            "failure_code": f"reservation_{reservation_status}",
+            "failure_status": 409,
+            "failure_detail": "The capacity held for this pledge lapsed before payment.",
+            "reservation_state": ReservationState.RELEASED,
+        }
+
+    @staticmethod
+    def _declined(result: Declined) -> dict[str, Any]:
+        return {
+            "status": PledgeStatus.DECLINED,
+            "failure_code": "payment_declined",
+            "failure_status": 402,
+            "failure_detail": result.message[:500],
+            "failure_extra": {"stripe_code": result.code},
+            "decline_code": result.decline_code,
+        }
 
     async def _current_terms(self, pledge: Pledge, version: int) -> dict[str, Any] | None:
         try:
@@ -306,18 +394,10 @@ class PledgeSaga:
         now = utcnow()
         if isinstance(result, Declined):
             log.info("pledge.declined", pledge_id=str(pledge.id), decline_code=result.decline_code)
+            declined = {**self._declined(result), "status": PledgeStatus.COMPENSATING}
             await self._commit(
                 pledge,
-                {
-                    **held,
-                    "status": PledgeStatus.COMPENSATING,
-                    "final_status": PledgeStatus.DECLINED,
-                    "failure_code": "payment_declined",
-                    "failure_status": 402,
-                    "failure_detail": result.message[:500],
-                    "failure_extra": {"stripe_code": result.code},
-                    "decline_code": result.decline_code,
-                },
+                {**held, **declined, "final_status": PledgeStatus.DECLINED},
                 payment=self._declined_payment(pledge, result),
             )
         elif isinstance(result, CardSaved):

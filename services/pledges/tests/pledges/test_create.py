@@ -14,7 +14,9 @@ from services.pledges.tests.factories import (
     payment_intents,
     pledge_body,
     reservation,
+    service_headers,
     setup_intents,
+    totals,
 )
 from stripe_local.testing import StripeLocalProcess
 
@@ -157,7 +159,7 @@ async def test_a_declined_card_answers_402_with_the_decline_code_and_releases_th
     assert (stored["status"], stored["payment"]["decline_code"]) == ("declined", "insufficient_funds")
 
 
-async def test_an_all_or_nothing_decline_saves_nothing_and_releases(
+async def test_an_all_or_nothing_decline_saves_nothing_and_holds_nothing(
     client: httpx.AsyncClient, campaigns: httpx.AsyncClient, stripe_server: StripeLocalProcess
 ) -> None:
     campaign = await live_campaign(campaigns)
@@ -167,7 +169,13 @@ async def test_an_all_or_nothing_decline_saves_nothing_and_releases(
 
     assert (response.status_code, response.json()["decline_code"]) == (402, "generic_decline")
     pledge_id = response.json()["pledge_id"]
-    assert (await reservation(campaigns, campaign.id, pledge_id))["status"] == "released"
+    # The card is saved before capacity is asked for: a decline never reached campaigns.
+    missing = await campaigns.get(
+        f"/internal/campaigns/{campaign.id}/reservations/{pledge_id}", headers=service_headers()
+    )
+    assert missing.status_code == 404
+    state = await totals(campaigns, campaign.id)
+    assert (state["reserved_amount"], state["committed_amount"], state["consistent"]) == (0, 0, True)
     assert all(si["status"] != "succeeded" for si in setup_intents(stripe_server, pledge_id))
 
 
@@ -183,8 +191,9 @@ async def test_terms_changed_since_the_backer_saw_them_is_a_409_with_the_current
     )
     assert edited.status_code == 200, edited.text
 
+    backer = Backer()
     response = await client.post(
-        "/v1/pledges", json=pledge_body(campaign, amount=8_000), headers=Backer().headers | idem()
+        "/v1/pledges", json=pledge_body(campaign, amount=8_000), headers=backer.headers | idem()
     )
 
     assert response.status_code == 409
@@ -192,7 +201,16 @@ async def test_terms_changed_since_the_backer_saw_them_is_a_409_with_the_current
     assert (problem["code"], problem["current_version"]) == ("terms_changed", 2)
     assert problem["current_terms"]["content"]["price_amount"] == 6_000
     assert problem["current_terms"]["content_hash"] == edited.json()["terms"]["content_hash"]
-    assert setup_intents(stripe_server, problem["pledge_id"]) == []
+    # All or nothing saves the card before asking for capacity: the refusal forgot it again, held nothing.
+    [saved] = setup_intents(stripe_server, problem["pledge_id"])
+    detached = stripe_server.local("GET", "events", type="payment_method.detached")["data"]
+    assert any(e["data"]["object"]["id"] == saved["payment_method"] for e in detached)
+    missing = await campaigns.get(
+        f"/internal/campaigns/{campaign.id}/reservations/{problem['pledge_id']}", headers=service_headers()
+    )
+    assert missing.status_code == 404
+    stored = (await client.get(f"/v1/pledges/{problem['pledge_id']}", headers=backer.headers)).json()
+    assert stored["status"] == "rejected"
 
 
 async def test_refusals_from_the_campaign_move_no_money(

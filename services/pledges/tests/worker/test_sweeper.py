@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from services.pledges.app import create_app
 from services.pledges.config import Settings
-from services.pledges.models import Pledge, PledgeStatus
+from services.pledges.models import Pledge, PledgeStatus, ReservationState
 from services.pledges.pledges.saga import PledgeSaga, ref
 from services.pledges.pledges.schemas import PledgeCreate
 from services.pledges.pledges.service import pledge_service
@@ -53,11 +53,20 @@ async def service(short_lease: Settings) -> AsyncIterator[tuple[httpx.AsyncClien
 
 
 async def abandoned(
-    app: FastAPI, campaign: LiveCampaign, steps: int, *, reserved: bool = False, **overrides: Any
+    app: FastAPI,
+    campaign: LiveCampaign,
+    steps: int,
+    *,
+    reserved: bool = False,
+    card_saved: bool = False,
+    committed: bool = False,
+    **overrides: Any,
 ) -> Pledge:
-    """A pledge whose driver ran ``steps`` saga steps and then died (its lease still held). ``reserved``: it
-    died inside the first step, after campaigns held the capacity (which is written down only with the
-    payment's outcome)."""
+    """A pledge whose driver ran ``steps`` saga steps and then died (its lease still held). Calls made inside
+    the first step, before it wrote anything (its outcome is written only after both calls): ``reserved``,
+    campaigns held the capacity pending (a flexible pledge, or an all-or-nothing one written before cards
+    were saved first); ``card_saved``, Stripe saved the card; ``committed``, campaigns then held and
+    committed the capacity."""
     runtime = app.state.pledges
     backer = Backer()
     started = await pledge_service.start(
@@ -65,7 +74,8 @@ async def abandoned(
     )
     assert isinstance(started, tuple)
     pledge, _terms = started
-    if reserved:
+
+    async def reserve(confirmed: bool) -> None:
         await runtime.campaigns.reserve(
             pledge_id=pledge.id,
             campaign_id=pledge.campaign_id,
@@ -75,10 +85,34 @@ async def abandoned(
             amount=pledge.total_amount,
             currency=pledge.currency,
             shipping_region=pledge.shipping_region,
+            confirmed=confirmed,
         )
+
+    if reserved:
+        await reserve(confirmed=False)
+    if card_saved:
+        assert pledge.customer_key
+        assert pledge.setup_intent_key
+        assert pledge.payment_method_input
+        await runtime.stripe.save_card(
+            ref(pledge),
+            customer_key=pledge.customer_key,
+            setup_intent_key=pledge.setup_intent_key,
+            payment_method=pledge.payment_method_input,
+        )
+    if committed:
+        await reserve(confirmed=True)
     saga = PledgeSaga(runtime)
     for _ in range(steps):
         await saga.step(pledge)
+    return pledge
+
+
+async def legacy_confirming(app: FastAPI, campaign: LiveCampaign) -> Pledge:
+    """An all-or-nothing pledge as the saga left it before cards were saved first: capacity held pending,
+    card saved and written down (`confirming`), the confirm not made yet."""
+    pledge = await abandoned(app, campaign, 0, reserved=True)
+    await PledgeSaga(app.state.pledges)._authorize(pledge, reservation_state=ReservationState.PENDING)
     return pledge
 
 
@@ -92,13 +126,16 @@ async def sweep_after_lease(app: FastAPI) -> None:
 
 
 @pytest.mark.parametrize(
-    ("funding_model", "steps", "reserved", "crashed_in"),
+    ("funding_model", "crash", "crashed_in"),
     [
-        ("all_or_nothing", 0, False, PledgeStatus.RESERVING),  # row inserted, nothing called yet
-        ("all_or_nothing", 0, True, PledgeStatus.RESERVING),  # capacity reserved, card not saved yet
-        ("flexible", 0, True, PledgeStatus.RESERVING),  # capacity reserved, not charged yet
-        ("all_or_nothing", 1, False, PledgeStatus.CONFIRMING),  # card saved, reservation not confirmed yet
-        ("flexible", 1, False, PledgeStatus.CONFIRMING),  # charged, reservation not confirmed yet
+        ("all_or_nothing", {}, PledgeStatus.RESERVING),  # row inserted, nothing called yet
+        ("all_or_nothing", {"card_saved": True}, PledgeStatus.RESERVING),  # card saved, capacity not asked for
+        # card saved and capacity committed, neither written down
+        ("all_or_nothing", {"card_saved": True, "committed": True}, PledgeStatus.RESERVING),
+        ("all_or_nothing", {"reserved": True}, PledgeStatus.RESERVING),  # held pending by the earlier saga
+        ("all_or_nothing", "legacy", PledgeStatus.CONFIRMING),  # the earlier saga: card saved, not confirmed
+        ("flexible", {"reserved": True}, PledgeStatus.RESERVING),  # capacity reserved, not charged yet
+        ("flexible", {"steps": 1}, PledgeStatus.CONFIRMING),  # charged, reservation not confirmed yet
     ],
 )
 async def test_the_sweeper_finishes_a_pledge_abandoned_mid_saga(
@@ -106,13 +143,18 @@ async def test_the_sweeper_finishes_a_pledge_abandoned_mid_saga(
     campaigns: httpx.AsyncClient,
     stripe_server: StripeLocalProcess,
     funding_model: str,
-    steps: int,
-    reserved: bool,
+    crash: dict[str, Any] | str,
     crashed_in: PledgeStatus,
 ) -> None:
     client, app = service
     campaign = await live_campaign(campaigns, funding_model=funding_model)
-    pledge = await abandoned(app, campaign, steps, reserved=reserved)
+    if crash == "legacy":
+        pledge = await legacy_confirming(app, campaign)
+    else:
+        assert isinstance(crash, dict)
+        pledge = await abandoned(
+            app, campaign, crash.get("steps", 0), **{k: v for k, v in crash.items() if k != "steps"}
+        )
     assert pledge.status is crashed_in
 
     await app.state.pledge_worker.run_once()
