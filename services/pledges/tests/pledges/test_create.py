@@ -18,6 +18,7 @@ from services.pledges.tests.factories import (
     setup_intents,
     totals,
 )
+from shared.testing import mentions_number
 from stripe_local.testing import StripeLocalProcess
 
 
@@ -236,6 +237,47 @@ async def test_refusals_from_the_campaign_move_no_money(
     assert (over_cap.status_code, over_cap.json()["code"]) == (409, "cap_reached")
     for refused in (sold_out, over_cap):
         assert payment_intents(stripe_server, refused.json()["pledge_id"]) == []
+
+
+async def test_an_all_or_nothing_refusal_after_the_card_was_saved_forgets_the_card_and_commits_nothing(
+    client: httpx.AsyncClient, campaigns: httpx.AsyncClient, stripe_server: StripeLocalProcess
+) -> None:
+    campaign = await live_campaign(campaigns, cap_amount=15_000, tiers=[{"quantity_limit": 1}, {"title": "Other"}])
+    limited, other = campaign.tiers
+    assert (
+        await client.post("/v1/pledges", json=pledge_body(campaign, limited), headers=Backer().headers | idem())
+    ).status_code == 201
+
+    backer = Backer()
+    sold_out = await client.post("/v1/pledges", json=pledge_body(campaign, limited), headers=backer.headers | idem())
+    over_cap = await client.post(
+        "/v1/pledges", json=pledge_body(campaign, other, amount=9_000), headers=Backer().headers | idem()
+    )
+
+    assert (sold_out.status_code, sold_out.json()["code"]) == (409, "tier_sold_out")
+    assert (over_cap.status_code, over_cap.json()["code"]) == (409, "cap_reached")
+    for refused in (sold_out, over_cap):  # no figure of the campaign in the refusal
+        assert not mentions_number(refused.text, 15_000)
+        assert not mentions_number(refused.text, 8_000)  # what is left
+    detached = {
+        e["data"]["object"]["id"] for e in stripe_server.local("GET", "events", type="payment_method.detached")["data"]
+    }
+    for refused in (sold_out, over_cap):
+        pledge_id = refused.json()["pledge_id"]
+        [saved] = setup_intents(stripe_server, pledge_id)  # saved first, then forgotten
+        assert saved["payment_method"] in detached
+        assert await reservation_missing(campaigns, campaign.id, pledge_id)
+    stored = (await client.get(f"/v1/pledges/{sold_out.json()['pledge_id']}", headers=backer.headers)).json()
+    assert stored["status"] == "rejected"
+    state = await totals(campaigns, campaign.id)
+    assert (state["committed_amount"], state["backer_count"], state["reserved_amount"]) == (7_000, 1, 0)
+
+
+async def reservation_missing(campaigns: httpx.AsyncClient, campaign_id: str, pledge_id: str) -> bool:
+    response = await campaigns.get(
+        f"/internal/campaigns/{campaign_id}/reservations/{pledge_id}", headers=service_headers()
+    )
+    return response.status_code == 404
 
 
 async def test_amounts_and_regions_the_tier_does_not_allow_are_422_and_store_nothing(
