@@ -253,16 +253,8 @@ class PledgeSaga:
         and the reservation is keyed by the pledge id, so a driver resuming from `reserving` gets the same
         card and the same reservation back. A refusal after the card was saved forgets the card
         (`compensating`, then `rejected`); a decline holds nothing and ends the pledge at once."""
-        assert pledge.customer_key
-        assert pledge.setup_intent_key
-        assert pledge.payment_method_input
         try:
-            result = await self.runtime.stripe.save_card(
-                ref(pledge),
-                customer_key=pledge.customer_key,
-                setup_intent_key=pledge.setup_intent_key,
-                payment_method=pledge.payment_method_input,
-            )
+            result = await self._save_card(pledge)
         except PaymentProviderUnavailable as exc:
             raise StepUnavailable("payment provider") from exc
         if isinstance(result, Declined):
@@ -271,19 +263,7 @@ class PledgeSaga:
                 pledge, self._declined(result), finish=True, payment=self._declined_payment(pledge, result)
             )
             return
-        assert isinstance(result, CardSaved)
-        card = {
-            "stripe_customer_id": result.customer_id,
-            "stripe_setup_intent_id": result.setup_intent_id,
-            "stripe_payment_method_id": result.payment_method_id,
-        }
-        saved = {
-            "kind": PaymentKind.CARD_SAVED,
-            "stripe_id": result.setup_intent_id,
-            "idempotency_key": pledge.setup_intent_key,
-            "amount": 0,
-            "status": "succeeded",
-        }
+        card, saved = self._card(result), self._card_saved_payment(pledge, result)
         try:
             reservation = await self._reserve_call(pledge, confirmed=True)
         except CampaignRefusal as refusal:
@@ -372,14 +352,7 @@ class PledgeSaga:
         assert pledge.payment_method_input
         try:
             if pledge.funding_model is FundingModel.ALL_OR_NOTHING:
-                assert pledge.customer_key
-                assert pledge.setup_intent_key
-                result: CardSaved | Charged | Declined = await stripe.save_card(
-                    ref(pledge),
-                    customer_key=pledge.customer_key,
-                    setup_intent_key=pledge.setup_intent_key,
-                    payment_method=pledge.payment_method_input,
-                )
+                result: CardSaved | Charged | Declined = await self._save_card(pledge)
             else:
                 assert pledge.payment_intent_key
                 result = await stripe.charge(
@@ -403,20 +376,8 @@ class PledgeSaga:
         elif isinstance(result, CardSaved):
             await self._commit(
                 pledge,
-                {
-                    **held,
-                    "status": PledgeStatus.CONFIRMING,
-                    "stripe_customer_id": result.customer_id,
-                    "stripe_setup_intent_id": result.setup_intent_id,
-                    "stripe_payment_method_id": result.payment_method_id,
-                },
-                payment={
-                    "kind": PaymentKind.CARD_SAVED,
-                    "stripe_id": result.setup_intent_id,
-                    "idempotency_key": pledge.setup_intent_key,
-                    "amount": 0,
-                    "status": "succeeded",
-                },
+                {**held, "status": PledgeStatus.CONFIRMING, **self._card(result)},
+                payment=self._card_saved_payment(pledge, result),
             )
         else:
             await self._commit(
@@ -437,6 +398,36 @@ class PledgeSaga:
                     "status": "succeeded",
                 },
             )
+
+    async def _save_card(self, pledge: Pledge) -> CardSaved | Declined:
+        """A Customer and a confirmed off-session SetupIntent, under the keys stored on the row."""
+        assert pledge.customer_key
+        assert pledge.setup_intent_key
+        assert pledge.payment_method_input
+        return await self.runtime.stripe.save_card(
+            ref(pledge),
+            customer_key=pledge.customer_key,
+            setup_intent_key=pledge.setup_intent_key,
+            payment_method=pledge.payment_method_input,
+        )
+
+    @staticmethod
+    def _card(result: CardSaved) -> dict[str, Any]:
+        return {
+            "stripe_customer_id": result.customer_id,
+            "stripe_setup_intent_id": result.setup_intent_id,
+            "stripe_payment_method_id": result.payment_method_id,
+        }
+
+    @staticmethod
+    def _card_saved_payment(pledge: Pledge, result: CardSaved) -> dict[str, Any]:
+        return {
+            "kind": PaymentKind.CARD_SAVED,
+            "stripe_id": result.setup_intent_id,
+            "idempotency_key": pledge.setup_intent_key,
+            "amount": 0,
+            "status": "succeeded",
+        }
 
     @staticmethod
     def _declined_payment(pledge: Pledge, result: Declined) -> dict[str, Any] | None:
