@@ -4,6 +4,7 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 
 from services.campaigns.app import create_app
 from services.campaigns.config import Settings
@@ -89,25 +90,6 @@ async def test_a_confirmed_reserve_repeating_a_pending_one_confirms_it(
     assert state["consistent"]
 
 
-async def test_a_confirmed_reserve_checks_the_tier_and_backer_limits(client: httpx.AsyncClient, actors: Actors) -> None:
-    campaign, [limited, per_backer] = await live_campaign(
-        client,
-        actors,
-        uncapped=True,
-        cap_amount=None,
-        tiers=[{"title": "Early bird", "quantity_limit": 1}, {"title": "Deluxe", "per_backer_limit": 1}],
-    )
-    assert (await reserve(client, actors, campaign["id"], reservation_body(limited, confirmed=True))).status_code == 201
-    sold_out = await reserve(client, actors, campaign["id"], reservation_body(limited, confirmed=True))
-    assert (sold_out.status_code, sold_out.json()["code"]) == (409, "tier_sold_out")
-    first = reservation_body(per_backer, backer_id="backer-7", confirmed=True)
-    assert (await reserve(client, actors, campaign["id"], first)).status_code == 201
-    second = await reserve(client, actors, campaign["id"], reservation_body(per_backer, backer_id="backer-7"))
-    assert (second.status_code, second.json()["code"]) == (409, "backer_limit_reached")
-    state = await totals(client, actors, campaign["id"])
-    assert (state["confirmed_count"], state["pending_count"], state["consistent"]) == (2, 0, True)
-
-
 async def test_repeating_a_reservation_with_the_same_pledge_id_returns_the_first(
     client: httpx.AsyncClient, actors: Actors
 ) -> None:
@@ -174,7 +156,9 @@ async def test_released_capacity_can_be_reserved_again(client: httpx.AsyncClient
     assert (await reserve(client, actors, campaign["id"], reservation_body(tier))).status_code == 201
 
 
-async def test_tier_quantity_and_per_backer_limits(client: httpx.AsyncClient, actors: Actors) -> None:
+@pytest.mark.parametrize("confirmed", [False, True], ids=["pending", "confirmed"])
+async def test_tier_quantity_and_per_backer_limits(client: httpx.AsyncClient, actors: Actors, confirmed: bool) -> None:
+    """The same limits whether the reservation is held pending or held and committed at once."""
     campaign, [limited, per_backer] = await live_campaign(
         client,
         actors,
@@ -182,20 +166,27 @@ async def test_tier_quantity_and_per_backer_limits(client: httpx.AsyncClient, ac
         cap_amount=None,
         tiers=[{"title": "Early bird", "quantity_limit": 2}, {"title": "Deluxe", "per_backer_limit": 1}],
     )
-    assert (await reserve(client, actors, campaign["id"], reservation_body(limited))).status_code == 201
-    assert (await reserve(client, actors, campaign["id"], reservation_body(limited))).status_code == 201
-    sold_out = await reserve(client, actors, campaign["id"], reservation_body(limited))
+
+    def body(tier: dict, **overrides: object) -> dict:
+        return reservation_body(tier, confirmed=confirmed, **overrides)
+
+    assert (await reserve(client, actors, campaign["id"], body(limited))).status_code == 201
+    assert (await reserve(client, actors, campaign["id"], body(limited))).status_code == 201
+    sold_out = await reserve(client, actors, campaign["id"], body(limited))
     assert (sold_out.status_code, sold_out.json()["code"]) == (409, "tier_sold_out")
 
-    first = reservation_body(per_backer, backer_id="backer-7")
+    first = body(per_backer, backer_id="backer-7")
     assert (await reserve(client, actors, campaign["id"], first)).status_code == 201
-    second = await reserve(client, actors, campaign["id"], reservation_body(per_backer, backer_id="backer-7"))
+    second = await reserve(client, actors, campaign["id"], body(per_backer, backer_id="backer-7"))
     assert (second.status_code, second.json()["code"]) == (409, "backer_limit_reached")
-    other = await reserve(client, actors, campaign["id"], reservation_body(per_backer, backer_id="backer-8"))
+    other = await reserve(client, actors, campaign["id"], body(per_backer, backer_id="backer-8"))
     assert other.status_code == 201
+    state = await totals(client, actors, campaign["id"])
+    held = (4, 0) if confirmed else (0, 4)
+    assert (state["confirmed_count"], state["pending_count"], state["consistent"]) == (*held, True)
     # Releasing gives the backer's allowance back.
     await client.post(_url(campaign["id"], first["pledge_id"], "release"), headers=actors.service)
-    again = await reserve(client, actors, campaign["id"], reservation_body(per_backer, backer_id="backer-7"))
+    again = await reserve(client, actors, campaign["id"], body(per_backer, backer_id="backer-7"))
     assert again.status_code == 201
 
 
