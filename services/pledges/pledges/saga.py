@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 import structlog
 
-from services.pledges.clients.campaigns import CampaignRefusal, CampaignsUnavailable
+from services.pledges.clients.campaigns import CampaignRefusal, CampaignsUnavailable, Reservation
 from services.pledges.clients.refunds import RefundsUnavailable
 from services.pledges.models import (
     FundingModel,
@@ -286,7 +286,7 @@ class PledgeSaga:
             }
             await self._commit(pledge, {**lapsed, **card}, payment=saved)
 
-    async def _reserve_call(self, pledge: Pledge, *, confirmed: bool) -> Any:
+    async def _reserve_call(self, pledge: Pledge, *, confirmed: bool) -> Reservation:
         try:
             return await self.runtime.campaigns.reserve(
                 pledge_id=pledge.id,

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from services.pledges.app import create_app
 from services.pledges.config import Settings
 from services.pledges.models import Pledge, PledgeStatus, ReservationState
+from services.pledges.pledges.repository import PledgeRepository
 from services.pledges.pledges.saga import PledgeSaga, ref
 from services.pledges.pledges.schemas import PledgeCreate
 from services.pledges.pledges.service import pledge_service
@@ -170,6 +171,33 @@ async def test_the_sweeper_finishes_a_pledge_abandoned_mid_saga(
         assert [i["status"] for i in payment_intents(stripe_server, str(pledge.id))] == ["succeeded"]
     else:
         assert [i["status"] for i in setup_intents(stripe_server, str(pledge.id))] == ["succeeded"]
+
+
+async def test_an_earlier_hold_released_before_the_resume_fails_the_pledge_and_forgets_its_card(
+    service: tuple[httpx.AsyncClient, FastAPI], campaigns: httpx.AsyncClient, stripe_server: StripeLocalProcess
+) -> None:
+    client, app = service
+    campaign = await live_campaign(campaigns)
+    pledge = await abandoned(app, campaign, 0, reserved=True)  # held pending by the earlier saga, then it died
+    released = await campaigns.post(
+        f"/internal/campaigns/{campaign.id}/reservations/{pledge.id}/release",
+        json={"reason": "expired"},
+        headers=service_headers(),
+    )
+    assert released.json()["status"] == "released"
+
+    await sweep_after_lease(app)
+
+    assert (await status_of(client, pledge.id))["status"] == "failed"
+    async with app.state.pledges.db.read_sessions() as session:
+        stored = await PledgeRepository(session).get(pledge.id)
+    assert stored is not None
+    assert (stored.failure_code, stored.payment_method_detached) == ("reservation_released", True)
+    [saved] = setup_intents(stripe_server, str(pledge.id))
+    detached = stripe_server.local("GET", "events", type="payment_method.detached")["data"]
+    assert any(e["data"]["object"]["id"] == saved["payment_method"] for e in detached)
+    held = await totals(campaigns, campaign.id)
+    assert (held["committed_amount"], held["reserved_amount"], held["consistent"]) == (0, 0, True)
 
 
 async def test_a_payment_made_but_never_recorded_is_found_again_not_made_twice(
