@@ -65,11 +65,12 @@ async def rush(args: argparse.Namespace) -> dict[str, Any]:
                 else:
                     outcomes[f"{status}:{payload.get('code', '?')}" if isinstance(payload, dict) else str(status)] += 1
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(backer_loop() for _ in range(args.concurrency)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {
         "elapsed_seconds": elapsed,
+        "cpu_seconds": cpu,  # this process's own CPU over the rush (user + system)
         "requests": len(latencies),
         "latencies_ms": sorted(round(x * 1000, 3) for x in latencies),
         "outcomes": dict(outcomes),

@@ -49,7 +49,9 @@ def write_report(results: dict[str, Any], directory: Path) -> str:
             f"{rush['reconciliation_consistent']}; accepted pledges without a saved card: "
             f"{rush['accepted_without_saved_card']}",
             f"- peak RSS (MiB): {rush['peak_rss_mib']}",
-            f"- CPU during the rush (% of one core): {rush['cpu_percent_of_one_core']}",
+            f"- CPU during the rush (% of one core): {rush['cpu_percent_of_one_core']}; the machine "
+            f"{rush.get('machine_busy_percent', '-')}% busy (all {m['cores']} cores)",
+            f"- CPU per accepted pledge (ms): {rush.get('cpu_ms_per_accepted', '-')}",
             f"- targets: {rush['targets']}",
             "",
             _chart("Pledge latency (ms)", ["p50", "p90", "p95", "p99"], [lat[50], lat[90], lat[95], lat[99]], "ms"),

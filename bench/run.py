@@ -93,15 +93,31 @@ def start_stack(extra_env: dict[str, str]) -> Stack:
     return stack
 
 
+def _postgres_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of every PostgreSQL process on this machine, by pid."""
+    used: dict[int, float] = {}
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        times = process.info["cpu_times"]
+        if process.info["name"] == "postgres" and times is not None:
+            used[process.pid] = times.user + times.system
+    return used
+
+
 class MemorySampler:
     """Peak resident memory of each process, sampled every 100 ms while a scenario runs, and the CPU each
-    process used over the scenario (percent of one core: 100 = one core saturated)."""
+    process used over the scenario (percent of one core: 100 = one core saturated), with PostgreSQL's (all of
+    its processes on this machine: the scenario's backends, and whatever else runs there) and how busy the
+    whole machine was."""
 
     def __init__(self, stack: Stack) -> None:
         self.processes = {name: psutil.Process(p.pid) for name, p in stack.processes.items()}
         self.peak_mib: dict[str, float] = dict.fromkeys(self.processes, 0.0)
         self.cpu_percent: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
+        self.machine_busy_percent = 0.0
         self._cpu_start = {name: sum(p.cpu_times()[:2]) for name, p in self.processes.items()}
+        self._postgres_start = _postgres_cpu()
+        self._machine_start = psutil.cpu_times()
         self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -125,8 +141,18 @@ class MemorySampler:
         self._thread.join()
         elapsed = time.monotonic() - self._started
         for name, process in self.processes.items():
-            used = sum(process.cpu_times()[:2]) - self._cpu_start[name]
-            self.cpu_percent[name] = round(100 * used / elapsed, 1)
+            self.cpu_seconds[name] = sum(process.cpu_times()[:2]) - self._cpu_start[name]
+        # A backend that ended during the scenario is missed; one that started counts from zero.
+        self.cpu_seconds["postgresql"] = sum(
+            used - self._postgres_start.get(pid, 0.0) for pid, used in _postgres_cpu().items()
+        )
+        self.cpu_percent = {name: round(100 * used / elapsed, 1) for name, used in self.cpu_seconds.items()}
+        end = psutil.cpu_times()
+        total = sum(end) - sum(self._machine_start)
+        idle = (end.idle + getattr(end, "iowait", 0.0)) - (
+            self._machine_start.idle + getattr(self._machine_start, "iowait", 0.0)
+        )
+        self.machine_busy_percent = round(100 * (1 - idle / total), 1) if total > 0 else 0.0
 
 
 def scenario_rush(stack: Stack, backers: int, concurrency: int, warmup: int) -> dict[str, Any]:
@@ -194,6 +220,10 @@ def scenario_rush(stack: Stack, backers: int, concurrency: int, warmup: int) -> 
         "accepted_without_saved_card": len(lost),
         "peak_rss_mib": memory.peak_mib,
         "cpu_percent_of_one_core": memory.cpu_percent,
+        # Where the machine's time goes, per accepted pledge (the rejected ones' share included): each process
+        # of the stack, PostgreSQL, the load generator (its own process), and how busy all cores were.
+        "cpu_ms_per_accepted": _per_accepted(memory.cpu_seconds | {"load generator": load["cpu_seconds"]}, accepted),
+        "machine_busy_percent": memory.machine_busy_percent,
         "targets": {
             "accepted_per_second>=150": len(accepted) / load["elapsed_seconds"] >= 150,
             "p99_ms<1000": percentile(latencies, 99) < 1000,
@@ -202,6 +232,13 @@ def scenario_rush(stack: Stack, backers: int, concurrency: int, warmup: int) -> 
             "each_service_rss<200MiB": all(memory.peak_mib[s] < 200 for s in SERVICES),
         },
     }
+
+
+def _per_accepted(cpu_seconds: dict[str, float], accepted: list[Any]) -> dict[str, float]:
+    if not accepted:
+        return {}
+    per = {name: round(1000 * used / len(accepted), 2) for name, used in cpu_seconds.items() if used > 0}
+    return per | {"total": round(sum(per.values()), 2)}
 
 
 def _wrk(url: str, connections: int, seconds: int, token: str) -> dict[str, float]:
