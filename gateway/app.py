@@ -22,7 +22,7 @@ from gateway.config import Settings
 from gateway.openapi import API_VERSION, OpenAPICache
 from gateway.proxy import Proxy
 from gateway.ratelimit import ClientRateLimiter
-from shared.app import FASTAPI_TELEMETRY_OFF
+from shared.app import FASTAPI_TELEMETRY_OFF, long_lived_heap_frozen
 from shared.auth import AuthConfig, TokenVerifier
 from shared.context import RequestContextMiddleware
 from shared.errors import install_error_handlers
@@ -54,7 +54,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
                 settings.service_urls(), client, settings.openapi_cache_seconds, API_VERSION
             )
             try:
-                yield
+                with long_lived_heap_frozen():
+                    yield
             finally:
                 await proxy.aclose()
 

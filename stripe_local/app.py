@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import logging
 import random
 import time
@@ -40,6 +41,17 @@ _NO_KEY = (
     "auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for "
     "details, or we can help at https://support.stripe.com/."
 )
+
+
+def _freeze_after_full_collection(phase: str, info: dict[str, int]) -> None:
+    """A gc callback: once a full collection has run, freeze what survived it. Nearly all of this server's
+    heap is its stored objects (the cache holds up to 100,000), which live until evicted; without this every
+    full collection walked all of them again - measured at 150-225 ms each, every ~20 s of a 20,000-refund
+    batch, a pause that bunched the requests waiting behind it into one second of this server's clock. A
+    frozen object is still freed by reference counting when it is dropped (the cache's JSON dicts hold no
+    cycles); the collector only stops re-walking it. ``stop()`` unfreezes."""
+    if phase == "stop" and info["generation"] == 2:
+        gc.freeze()
 
 
 def _rate_limited() -> StripeError:
@@ -81,6 +93,8 @@ class StripeLocalApp:
         self.db.idempotency_prune(int(time.time()) - self.settings.idempotency_ttl_seconds)
         await self.dispatcher.start()
         await self.scheduler.start()
+        gc.callbacks.append(_freeze_after_full_collection)
+        gc.freeze()  # what start-up left (modules, routes, the schema) lives as long as the process
         self.started = True
 
     async def stop(self) -> None:
@@ -88,6 +102,8 @@ class StripeLocalApp:
             return
         await self.dispatcher.stop()
         await self.scheduler.stop()
+        gc.callbacks.remove(_freeze_after_full_collection)
+        gc.unfreeze()
         self.started = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

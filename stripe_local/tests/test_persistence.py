@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
 import httpx
 
+from stripe_local.config import Settings
 from stripe_local.testing import StripeLocalProcess
 
-from .conftest import WebhookReceiver
+from .conftest import WebhookReceiver, serve
 
 AUTH = {"Authorization": "Bearer sk_test_local"}
 
@@ -98,3 +100,23 @@ async def test_undelivered_webhooks_survive_sigkill(tmp_path: Path, webhook_rece
         assert webhook_receiver.events()[0]["data"]["object"]["id"] == customer["id"]
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_stored_objects_are_frozen_after_a_full_collection_and_thawed_when_stopped(settings: Settings) -> None:
+    """The cache of stored objects is most of this server's heap: after a full collection it is frozen, so the
+    next full collections (whole-loop pauses) do not walk it again."""
+    gc.unfreeze()
+    async with serve(settings) as api:
+        customer = await api.ok("POST", "/v1/customers", {"email": "a@example.com"})
+        assert api.app is not None
+        cached = api.app.db._cache[customer["id"]]
+
+        def walked() -> bool:
+            return any(obj is cached for generation in range(3) for obj in gc.get_objects(generation))
+
+        assert walked()  # stored after start-up: still young
+        gc.collect()
+        assert not walked()  # survived a full collection: frozen
+        assert (await api.ok("GET", f"/v1/customers/{customer['id']}"))["email"] == "a@example.com"
+    assert gc.get_freeze_count() == 0
+    assert walked()
