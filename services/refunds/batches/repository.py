@@ -216,19 +216,22 @@ class LedgerRepository(RepositoryBase[PledgeRefundLedger]):
     async def ensure(self, rows: list[dict[str, Any]]) -> None:
         """Open a ledger line for pledges seen for the first time (what was already refunded counts as
         committed). A pledge already known keeps its own running commitment; the charged amount only grows."""
-        insert = insert_for(self.session)
-        for chunk in _chunks(rows, 500):
-            statement = insert(PledgeRefundLedger).values(chunk)
-            statement = statement.on_conflict_do_update(
-                index_elements=["pledge_id"],
-                set_={
-                    "charged_amount": func.max(PledgeRefundLedger.charged_amount, statement.excluded.charged_amount)
-                    if self.session.get_bind().dialect.name == "sqlite"
-                    else func.greatest(PledgeRefundLedger.charged_amount, statement.excluded.charged_amount),
-                    "updated_at": statement.excluded.updated_at,
-                },
-            )
-            await self.session.execute(statement)
+        if not rows:
+            return
+        # One statement, compiled once (and cached), run for every row (executemany): not a multi-row VALUES,
+        # whose compilation grows with its rows - 500-row chunks cost ~0.1 s of the event loop each.
+        ledger = table_of(PledgeRefundLedger)
+        statement = insert_for(self.session)(ledger)
+        greatest = func.max if self.session.get_bind().dialect.name == "sqlite" else func.greatest
+        statement = statement.on_conflict_do_update(
+            index_elements=["pledge_id"],
+            set_={
+                "charged_amount": greatest(ledger.c.charged_amount, statement.excluded.charged_amount),
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
+        for chunk in _chunks(rows, 1000):
+            await self.session.execute(statement, chunk)
 
     async def reserve(self, pledge_id: uuid.UUID, amount: int) -> bool:
         """Commit ``amount`` to this pledge's refunds unless it would go beyond what was charged."""
