@@ -46,10 +46,11 @@ _NO_KEY = (
 def _freeze_after_full_collection(phase: str, info: dict[str, int]) -> None:
     """A gc callback: once a full collection has run, freeze what survived it. Nearly all of this server's
     heap is its stored objects (the cache holds up to 100,000), which live until evicted; without this every
-    full collection walked all of them again - measured at 150-225 ms each, every ~20 s of a 20,000-refund
+    full collection walked all of them again - measured at 150-750 ms each, every ~20 s of a 20,000-refund
     batch, a pause that bunched the requests waiting behind it into one second of this server's clock. A
     frozen object is still freed by reference counting when it is dropped (the cache's JSON dicts hold no
-    cycles); the collector only stops re-walking it. ``stop()`` unfreezes."""
+    cycles); the collector only stops re-walking it. The cost: a reference cycle alive at that moment (a
+    request in flight) that becomes garbage later stays until ``stop()``, which unfreezes."""
     if phase == "stop" and info["generation"] == 2:
         gc.freeze()
 
