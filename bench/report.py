@@ -52,6 +52,8 @@ def write_report(results: dict[str, Any], directory: Path) -> str:
             f"- CPU during the rush (% of one core): {rush['cpu_percent_of_one_core']}; the machine "
             f"{rush.get('machine_busy_percent', '-')}% busy (all {m['cores']} cores)",
             f"- CPU per accepted pledge (ms): {rush.get('cpu_ms_per_accepted', '-')}",
+            f"- the machine's speed: a fixed pure-Python loop took {rush.get('cpu_probe_ms', '-')} ms before/after "
+            "the rush (compare runs by it: the same work costs more CPU time on a slower minute)",
             f"- targets: {rush['targets']}",
             "",
             _chart("Pledge latency (ms)", ["p50", "p90", "p95", "p99"], [lat[50], lat[90], lat[95], lat[99]], "ms"),

@@ -45,6 +45,22 @@ def machine() -> dict[str, Any]:
     }
 
 
+def cpu_probe_ms() -> float:
+    """How long this machine takes, right now, for a fixed piece of pure-Python work (the best of 5, in ms).
+
+    The same code and the same rush have cost 12 ms of CPU per accepted pledge in one run and 20 ms minutes
+    later on the same VM, with no steal time reported: the cores themselves ran slower. Measured before and
+    after a scenario, this says how fast the machine was while it ran, so runs can be compared."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for i in range(300_000):
+            total += i * i % 7
+        best = min(best, time.perf_counter() - started)
+    return round(1000 * best, 2)
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return 0.0
@@ -185,8 +201,10 @@ def scenario_rush(stack: Stack, backers: int, concurrency: int, warmup: int) -> 
         price_amount=price,
         deadline_in=timedelta(days=30),
     )
+    probe_before = cpu_probe_ms()
     with MemorySampler(stack) as memory:
         load = run_rush(stack.config.url("gateway"), live, price, backers, concurrency)
+    probe_after = cpu_probe_ms()
 
     service = {"authorization": f"Bearer {ServiceTokenSource(DEV_SERVICE_SECRET, 'bench').token()}"}
     totals = ok(httpx.get(f"{stack.config.url('campaigns')}/internal/campaigns/{live.id}/totals", headers=service))
@@ -224,6 +242,7 @@ def scenario_rush(stack: Stack, backers: int, concurrency: int, warmup: int) -> 
         # of the stack, PostgreSQL, the load generator (its own process), and how busy all cores were.
         "cpu_ms_per_accepted": _per_accepted(memory.cpu_seconds | {"load generator": load["cpu_seconds"]}, accepted),
         "machine_busy_percent": memory.machine_busy_percent,
+        "cpu_probe_ms": {"before": probe_before, "after": probe_after},
         "targets": {
             "accepted_per_second>=150": len(accepted) / load["elapsed_seconds"] >= 150,
             "p99_ms<1000": percentile(latencies, 99) < 1000,
