@@ -3,7 +3,6 @@ JWT; the ``Stripe-Signature`` header over the raw body is the authentication."""
 
 from __future__ import annotations
 
-import orjson
 import stripe
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
@@ -13,6 +12,7 @@ from services.pledges.runtime import Runtime, get_runtime
 from services.pledges.webhooks.service import webhook_service
 from shared.errors import BadRequest, problem_responses
 from shared.unit_of_work import UnitOfWorkRoute, get_session
+from shared.webhooks import NotAnEvent, verified_event
 
 router = APIRouter(tags=["webhooks"], route_class=UnitOfWorkRoute)
 
@@ -35,15 +35,9 @@ async def receive_stripe_webhook_pledges(
     secret = runtime.settings.stripe_webhook_secret
     assert secret is not None
     try:
-        stripe.Webhook.construct_event(
-            payload.decode("utf-8"),
-            request.headers.get("stripe-signature"),
-            secret.get_secret_value(),
-            api_key=runtime.settings.stripe_api_key.get_secret_value() if runtime.settings.stripe_api_key else None,
-        )
-        event = orjson.loads(payload)
-    except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError) as exc:
+        event = verified_event(payload, request.headers.get("stripe-signature"), secret.get_secret_value())
+    except stripe.SignatureVerificationError as exc:
         raise InvalidSignature("The Stripe-Signature header does not match the payload.") from exc
-    if not isinstance(event, dict) or "id" not in event or "type" not in event:
-        raise InvalidSignature("The payload is not a Stripe event.")
+    except NotAnEvent as exc:
+        raise InvalidSignature("The payload is not a Stripe event.") from exc
     return WebhookReceipt(status=await webhook_service.receive(session, event))

@@ -25,6 +25,7 @@ from services.refunds.batches.service import refund_batch_service
 from services.refunds.models import AuditAction, ItemStatus, RefundItem, StripeEvent
 from shared.db import insert_for, utcnow
 from shared.errors import BadRequest, ServiceUnavailable
+from shared.webhooks import NotAnEvent, verified_event
 
 log = structlog.get_logger("refunds.webhooks")
 
@@ -54,12 +55,11 @@ class StripeEventService:
         if not signature:
             raise InvalidSignature("The Stripe-Signature header is missing.")
         try:
-            event = stripe.Webhook.construct_event(payload.decode("utf-8"), signature, secret)
+            return verified_event(payload, signature, secret)
         except stripe.SignatureVerificationError as exc:
             raise InvalidSignature("The Stripe-Signature header does not match this payload.") from exc
-        except (ValueError, UnicodeDecodeError) as exc:
+        except NotAnEvent as exc:
             raise BadRequest("The payload is not a Stripe event.", code="invalid_payload") from exc
-        return event.to_dict()  # type: ignore[no-any-return]
 
     async def receive(self, session: AsyncSession, event: dict[str, Any]) -> Receipt:
         if event.get("type") not in HANDLED_TYPES:
