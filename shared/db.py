@@ -15,10 +15,12 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import aiosqlite
 from sqlalchemy import BigInteger, DateTime, MetaData, Table, TypeDecorator, Uuid, event
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -30,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from shared import jsonutil
 from shared.pool import FairAsyncAdaptedQueuePool
 
 NAMING_CONVENTION = {
@@ -41,6 +44,13 @@ NAMING_CONVENTION = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def state_enum(enum: type[StrEnum], length: int = 32) -> SAEnum:
+    """A StrEnum stored as its value in a VARCHAR (no native enum type: migrations stay simple)."""
+    return SAEnum(
+        enum, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e], validate_strings=True
+    )
 
 
 # The largest value of an INTEGER column (32-bit on PostgreSQL): the upper bound of every request field stored
@@ -128,7 +138,10 @@ def create_engine(
     ``pool_pre_ping`` is off by default: on asyncpg it costs round trips on every checkout (measured at 14% of
     the pledges service's CPU in the launch rush). A connection that died (database restarted) fails its
     request with a 503 that can be retried, and the pool drops it and every older one (``invalidate``);
-    ``pool_recycle`` replaces connections before servers or proxies time them out."""
+    ``pool_recycle`` replaces connections before servers or proxies time them out.
+
+    JSON columns are written and read with orjson (``shared.jsonutil``): a Stripe event stored per webhook
+    delivery, the accepted terms per pledge."""
     if is_sqlite(url):
         parsed = make_url(url)
         path = os.path.abspath(parsed.database) if parsed.database not in (None, "", ":memory:") else None
@@ -141,6 +154,8 @@ def create_engine(
             max_overflow=0,
             pool_timeout=pool_timeout,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            json_serializer=jsonutil.dumps_text,
+            json_deserializer=jsonutil.loads,
             **file_db,
         )
         _configure_sqlite(engine)
@@ -155,6 +170,8 @@ def create_engine(
         pool_pre_ping=pool_pre_ping,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "crowdfund"}, "command_timeout": 30},
+        json_serializer=jsonutil.dumps_text,
+        json_deserializer=jsonutil.loads,
     )
 
 

@@ -16,7 +16,13 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default)
+    # Non-string keys become strings, as with the json module (orjson refuses them by default).
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+def dumps_text(value: Any) -> str:
+    """The same, as text: what SQLAlchemy's JSON columns store (``shared.db.create_engine``)."""
+    return dumps(value).decode()
 
 
 def loads(data: bytes | str) -> Any:

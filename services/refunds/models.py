@@ -14,19 +14,11 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
-from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import TYPE_ANNOTATION_MAP, new_metadata, utcnow
+from shared.db import TYPE_ANNOTATION_MAP, new_metadata, state_enum, utcnow
 from shared.idempotency import IdempotencyRecordMixin
 from shared.outbox import InboxEventMixin, OutboxEventMixin
-
-
-def state_enum(enum: type[StrEnum], length: int = 32) -> SAEnum:
-    """A StrEnum stored as its value in a VARCHAR (no native enum type: migrations stay simple)."""
-    return SAEnum(
-        enum, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e], validate_strings=True
-    )
 
 
 class Base(DeclarativeBase):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import JSON, Column, Integer, MetaData, Table, func, select, text, update
 
 from shared.db import Database
 from shared.testing import BACKEND
@@ -117,3 +119,29 @@ async def test_a_unit_of_work_cancelled_twice_mid_statement_leaves_no_task_behin
     assert not pending, [repr(t) for t in pending]
     async with db.read_sessions() as session:  # and the database is usable
         assert await session.scalar(select(Widget.price_amount).where(Widget.name == "a")) == 100
+
+
+async def test_json_columns_are_written_with_orjson(shared_database_url: str) -> None:
+    """What the services store in JSON columns (a Stripe event per webhook, the accepted terms per pledge) is
+    encoded by orjson: UUIDs and datetimes as strings, non-string keys as strings (as the json module does),
+    text as UTF-8 rather than escapes. The json module would refuse the UUID."""
+    metadata = MetaData()
+    documents = Table("json_documents", metadata, Column("id", Integer, primary_key=True), Column("body", JSON))
+    pledge_id = uuid.uuid4()
+    database = Database(shared_database_url, pool_size=1)
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            body = {"title": "Zoë's kit", 7: "seven", "pledge_id": pledge_id, "at": datetime(2026, 12, 7, tzinfo=UTC)}
+            await conn.execute(documents.insert().values(id=1, body=body))
+            stored = await conn.scalar(select(documents.c.body))
+            raw = await conn.scalar(text("SELECT CAST(body AS TEXT) FROM json_documents"))
+    finally:
+        await database.dispose()
+    assert stored == {
+        "title": "Zoë's kit",
+        "7": "seven",
+        "pledge_id": str(pledge_id),
+        "at": "2026-12-07T00:00:00+00:00",
+    }
+    assert "Zoë" in raw
