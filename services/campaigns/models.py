@@ -293,9 +293,10 @@ class BackerTierCount(Base):
 
 
 class PledgeRefundTotal(Base):
-    """One pledge's refunded total as the pledges service last announced it (``pledge.refunded``). The event
-    carries the pledge's cumulative total, which only grows: the row keeps the largest total received, so a
-    redelivered or late event changes nothing."""
+    """One pledge's refunded total as the pledges service last announced it (``pledge.refunded``). Each event
+    carries the pledge's cumulative total and its ``revision`` (+1 per change: a refund, or a refund that failed
+    later); the row keeps the total of the highest revision received, so a redelivered or late event changes
+    nothing, and a lower total (a failed refund) replaces a higher one when it is newer."""
 
     __tablename__ = "pledge_refund_totals"
     __table_args__ = (CheckConstraint("refunded_amount >= 0", name="refunded_amount_non_negative"),)
@@ -304,6 +305,7 @@ class PledgeRefundTotal(Base):
     campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
     currency: Mapped[str] = mapped_column(String(3))
     refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

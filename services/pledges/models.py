@@ -170,6 +170,9 @@ class Pledge(Base):
 
     charged_amount: Mapped[int] = mapped_column(default=0)
     refunded_amount: Mapped[int] = mapped_column(default=0)
+    # +1 each time refunded_amount changes (up with a refund, down when one fails later): the order of the
+    # pledge.refunded events, so a consumer keeps the latest total even when it is lower.
+    refund_revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     disputed: Mapped[bool] = mapped_column(Boolean, default=False)
     charged_at: Mapped[datetime | None]
 

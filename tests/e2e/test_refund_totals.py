@@ -77,3 +77,30 @@ def test_a_backers_refund_shows_in_the_creators_figures_and_never_in_public(
         rows = asyncio.run(_outbox_rows(stack.config.database_url("pledges"), created["id"]))
     assert [(row.payload["refunded_amount"], row.delivered_to) for row in rows] == [(PRICE, ["campaigns"])]
     assert all(row.delivered_at is not None for row in rows)
+
+
+def test_a_refund_that_fails_after_succeeding_comes_off_the_creators_figures(
+    gateway: httpx.Client, stack: Stack
+) -> None:
+    """Stripe's refundFail card: the refund succeeds, then fails (the card was closed; the money went back).
+    Pledges announces both changes (revision 1 up, revision 2 down), the relay delivers both, and the creator's
+    refunded total ends back at 0, as does the pledge's."""
+    price = 4_327
+    live = launch_campaign(gateway, funding_model="flexible", price_amount=price)
+    backer = "e2e-refund-total-fay"
+    created = ok(pledge(gateway, live, backer, payment_method="pm_card_refundFail"), 201)
+    ok(gateway.post(f"/v1/pledges/{created['id']}/cancel", headers=auth_headers(backer, "backer")))
+
+    def delivered() -> list[OutboxEvent]:
+        return asyncio.run(_outbox_rows(stack.config.database_url("pledges"), created["id"]))
+
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    rows = delivered()
+    while (len(rows) < 2 or any(row.delivered_at is None for row in rows)) and time.monotonic() < deadline:
+        time.sleep(0.25)
+        rows = delivered()
+    changes = sorted((row.payload["revision"], row.payload["refunded_amount"], row.delivered_to) for row in rows)
+    assert changes == [(1, price, ["campaigns"]), (2, 0, ["campaigns"])]
+    assert _funding(gateway, live.id, live.creator)["refunded_amount"] == 0
+    shown = ok(gateway.get(f"/v1/pledges/{created['id']}", headers=auth_headers(backer, "backer")))
+    assert (shown["payment"]["refunded_amount"], [r["status"] for r in shown["refunds"]]) == (0, ["failed"])

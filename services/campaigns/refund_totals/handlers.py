@@ -1,7 +1,7 @@
 """Events from the pledges service, delivered by its outbox relay to ``POST /internal/events`` and handled in
 the same transaction as the inbox insert (a redelivered event id is acknowledged and ignored there).
 
-* ``pledge.refunded`` raises the pledge's refunded total, and the campaign's by the difference.
+* ``pledge.refunded`` sets the pledge's refunded total (the latest revision), and moves the campaign's by the difference.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The refunded totals: one row per pledge (the largest cumulative total announced) and their sum per campaign.
+"""The refunded totals: one row per pledge (the latest cumulative total announced) and their sum per campaign.
 
 Lock order: the pledge's row, then the campaign's total row; only the ``pledge.refunded`` handler locks them.
 The campaign row itself gets only the foreign keys' ``KEY SHARE`` lock on PostgreSQL, which a reservation's
@@ -42,15 +42,24 @@ class RefundTotalRepository(RepositoryBase[PledgeRefundTotal]):
         )
         return (await self.session.execute(statement)).scalar_one()
 
-    async def raise_pledge_total(self, pledge_id: uuid.UUID, refunded_amount: int) -> None:
+    async def set_pledge_total(self, pledge_id: uuid.UUID, refunded_amount: int, revision: int) -> None:
         await self.session.execute(
             update(PledgeRefundTotal)
             .where(PledgeRefundTotal.pledge_id == pledge_id)
-            .values(refunded_amount=refunded_amount, updated_at=utcnow())
+            .values(refunded_amount=refunded_amount, revision=revision, updated_at=utcnow())
         )
 
     async def add_to_campaign_total(self, campaign_id: uuid.UUID, currency: str, amount: int) -> None:
-        """One atomic upsert: concurrent events of different pledges of one campaign add up, none is lost."""
+        """One atomic upsert: concurrent events of different pledges of one campaign add up, none is lost.
+        ``amount`` is negative for a refund that failed after succeeding: a plain update then, since the row
+        exists (the refund raised it) and the insert half of an upsert would be checked against ``>= 0``."""
+        if amount < 0:
+            await self.session.execute(
+                update(CampaignRefundTotal)
+                .where(CampaignRefundTotal.campaign_id == campaign_id)
+                .values(refunded_amount=CampaignRefundTotal.refunded_amount + amount, updated_at=utcnow())
+            )
+            return
         insert = insert_for(self.session)
         statement = insert(CampaignRefundTotal).values(
             campaign_id=campaign_id, currency=currency, refunded_amount=amount, updated_at=utcnow()

@@ -125,7 +125,7 @@ class InternalPledgeService:
         refusal the single route would raise, and a refused record changes nothing. Per ``refund_id``: a replay
         changes nothing, and a status never goes back (``pending`` < ``succeeded`` < ``failed`` / ``canceled``;
         among equals the later record wins). Each pledge whose refunds changed has its totals refreshed once
-        (``refresh_refund_totals``: ``refunded_amount``, status, ``pledge.refunded`` if it grew)."""
+        (``refresh_refund_totals``: ``refunded_amount``, status, ``pledge.refunded`` if it changed)."""
         repository = RefundOutcomeRepository(session)
         pledges = await repository.lock_pledges({r.pledge_id for r in records})
         refunds = await repository.refunds(pledges.keys(), {r.refund_id for r in records})

@@ -325,13 +325,18 @@ REFUND_STATUSES = frozenset({PledgeStatus.COLLECTED, PledgeStatus.PARTIALLY_REFU
 
 async def refresh_refund_totals(session: Any, pledge: Pledge) -> None:
     """``refunded_amount`` = the sum of succeeded refunds; a charged pledge's status follows it (and goes back
-    if a refund later fails). ``pledge`` must be loaded in ``session`` (locked on PostgreSQL)."""
+    if a refund later fails). ``pledge`` must be loaded in ``session`` (locked on PostgreSQL).
+
+    Every change of the total, up (a refund succeeded) or down (a succeeded refund failed later, and the money
+    went back to the campaign), is published as ``pledge.refunded`` in the same transaction (the outbox), with
+    the new cumulative total and ``revision``, the pledge's count of such changes: the order a consumer keeps
+    the latest total by, whatever order the events arrive in."""
     sums = await RefundRepository(session).sums(pledge.id)
     refunded = sums.get(RefundStatus.SUCCEEDED, 0)
     previous = pledge.refunded_amount
     pledge.refunded_amount = refunded
-    if refunded > previous:
-        # In the same transaction as the change (the outbox): ids and amounts only. No consumer yet.
+    if refunded != previous:
+        pledge.refund_revision = (pledge.refund_revision or 0) + 1
         await publish(
             session,
             OutboxEvent,
@@ -342,7 +347,8 @@ async def refresh_refund_totals(session: Any, pledge: Pledge) -> None:
                 "currency": pledge.currency,
                 "charged_amount": pledge.charged_amount,
                 "refunded_amount": refunded,
-                "refunded_now_amount": refunded - previous,
+                "refunded_now_amount": refunded - previous,  # negative when a refund failed after succeeding
+                "revision": pledge.refund_revision,
             },
         )
     if pledge.status in REFUND_STATUSES and pledge.charged_amount > 0:

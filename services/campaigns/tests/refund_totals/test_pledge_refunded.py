@@ -120,6 +120,43 @@ async def test_concurrent_events_of_one_campaign_add_up_exactly(client: httpx.As
     assert await refunded_total(client, campaign["id"], actors.creator) == FULL_REFUND + FIRST_REFUND
 
 
+async def test_a_refund_that_fails_after_succeeding_lowers_the_totals_by_revision(
+    client: httpx.AsyncClient, actors: Actors
+) -> None:
+    """Revision 1 raised the pledge's total, revision 2 (the refund failed later: the money went back) lowers it;
+    a late delivery of revision 1 under a new event id does not raise it again, and revision 3 (refunded anew)
+    raises it, whatever the amounts."""
+    campaign, [pledge_id, other] = await charged_campaign(client, actors)
+    await deliver(client, actors, refunded_event(campaign, other, FIRST_REFUND, revision=1))
+    raised = refunded_event(campaign, pledge_id, FULL_REFUND, revision=1)
+    assert (await deliver(client, actors, raised)).json() == {"status": "accepted"}
+    assert await refunded_total(client, campaign["id"], actors.creator) == FULL_REFUND + FIRST_REFUND
+
+    failed = refunded_event(campaign, pledge_id, 0, refunded_now_amount=-FULL_REFUND, revision=2)
+    assert (await deliver(client, actors, failed)).json() == {"status": "accepted"}
+    assert await refunded_total(client, campaign["id"], actors.creator) == FIRST_REFUND
+
+    late = refunded_event(campaign, pledge_id, FULL_REFUND, revision=1)  # revision 1 again, a new event id
+    legacy = refunded_event(campaign, pledge_id, FULL_REFUND)  # no revision: the old contract
+    for envelope in (late, legacy):
+        assert (await deliver(client, actors, envelope)).json() == {"status": "accepted"}
+    assert await refunded_total(client, campaign["id"], actors.creator) == FIRST_REFUND
+
+    await deliver(client, actors, refunded_event(campaign, pledge_id, FIRST_REFUND, revision=3))
+    assert await refunded_total(client, campaign["id"], actors.creator) == 2 * FIRST_REFUND
+
+
+async def test_revisions_delivered_concurrently_and_out_of_order_end_at_the_latest_total(
+    client: httpx.AsyncClient, actors: Actors
+) -> None:
+    campaign, [pledge_id, _] = await charged_campaign(client, actors)
+    totals = {1: FIRST_REFUND, 2: FULL_REFUND, 3: 0, 4: FIRST_REFUND}  # refund, refund, both failed, refund
+    envelopes = [refunded_event(campaign, pledge_id, totals[r], revision=r) for r in (3, 1, 4, 2) * 4]
+    responses = await asyncio.gather(*(deliver(client, actors, envelope) for envelope in envelopes))
+    assert [r.status_code for r in responses] == [202] * len(envelopes)
+    assert await refunded_total(client, campaign["id"], actors.creator) == FIRST_REFUND
+
+
 async def test_the_refunded_total_is_shown_only_to_the_creator_and_operators(
     client: httpx.AsyncClient, actors: Actors
 ) -> None:
@@ -165,14 +202,19 @@ async def test_events_that_break_the_contract_are_refused_and_not_recorded(
     malformed = refunded_event(campaign, pledge_id, FIRST_REFUND)
     del malformed["payload"]["refunded_amount"]
     negative = refunded_event(campaign, pledge_id, -FIRST_REFUND)
+    revision_zero = refunded_event(campaign, pledge_id, FIRST_REFUND, revision=0)
+    revision_text = refunded_event(campaign, pledge_id, FIRST_REFUND, revision="second")
 
     answers = [
-        (await deliver(client, actors, e)).json() for e in (wrong_currency, unknown_campaign, malformed, negative)
+        (await deliver(client, actors, e)).json()
+        for e in (wrong_currency, unknown_campaign, malformed, negative, revision_zero, revision_text)
     ]
 
     assert [(a["status"], a["code"]) for a in answers] == [
         (422, "currency_mismatch"),
         (404, "campaign_not_found"),
+        (422, "invalid_event_payload"),
+        (422, "invalid_event_payload"),
         (422, "invalid_event_payload"),
         (422, "invalid_event_payload"),
     ]

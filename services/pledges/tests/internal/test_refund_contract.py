@@ -244,6 +244,6 @@ async def test_each_refund_that_succeeds_publishes_pledge_refunded_with_ids_and_
         payloads = [row.payload for row in rows if row.payload["pledge_id"] == pledge["id"]]
     common = {"pledge_id": pledge["id"], "campaign_id": campaign.id, "currency": "USD", "charged_amount": 7_000}
     assert payloads == [
-        common | {"refunded_amount": 3_000, "refunded_now_amount": 3_000},
-        common | {"refunded_amount": 7_000, "refunded_now_amount": 4_000},
+        common | {"refunded_amount": 3_000, "refunded_now_amount": 3_000, "revision": 1},
+        common | {"refunded_amount": 7_000, "refunded_now_amount": 4_000, "revision": 2},
     ]

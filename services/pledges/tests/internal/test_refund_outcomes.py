@@ -131,8 +131,8 @@ async def test_many_outcomes_of_many_pledges_are_recorded_in_one_call_with_a_fix
     history = (await client.get(f"/v1/pledges/{twice}", headers=auth_headers("op", "operator"))).json()["refunds"]
     assert sorted((r["amount"], r["status"]) for r in history) == [(3_000, "succeeded"), (4_000, "succeeded")]
 
-    # One event per pledge whose succeeded refunds grew in the call, with what they grew by.
-    common = {"campaign_id": shown[full]["campaign_id"], "currency": "USD", "charged_amount": CHARGED}
+    # One event per pledge whose succeeded refunds changed in the call, with the change; each pledge's first.
+    common = {"campaign_id": shown[full]["campaign_id"], "currency": "USD", "charged_amount": CHARGED, "revision": 1}
     events = await _events(app, [full, partial, pending, twice, over, euro])
     assert sorted(events, key=lambda e: (e["refunded_amount"], e["pledge_id"])) == sorted(
         [
@@ -148,6 +148,32 @@ async def test_many_outcomes_of_many_pledges_are_recorded_in_one_call_with_a_fix
     assert sum(" FROM pledges " in f"{s} " for s in loads) == 1, loads
     assert sum(" FROM pledge_refunds " in f"{s} " for s in loads) == 1, loads
     assert sum(s.startswith("INSERT INTO pledge_refunds") for s in sql) == 1, sql
+
+
+async def test_a_refund_that_fails_after_succeeding_is_announced_lower_under_the_next_revision(
+    client: httpx.AsyncClient, app: FastAPI, campaigns: httpx.AsyncClient
+) -> None:
+    """The money of a failed refund went back: the pledge's total goes down, and pledge.refunded says so (a
+    negative change, the next revision), so that the campaign's refunded total comes down with it."""
+    [pledge_id] = await _charged_pledges(client, campaigns, 1)
+    succeeded = record(pledge_id, 3_000, "succeeded")
+    assert (await _report(client, [succeeded])).status_code == 200
+    failed = succeeded | {"status": "failed", "failure_reason": "expired_or_canceled_card"}
+    assert (await _report(client, [failed])).status_code == 200
+    assert (await _pledge(client, pledge_id))["refunded_amount"] == 0
+    assert (await _report(client, [failed])).status_code == 200  # a replay: no change, no event
+    assert (await _report(client, [record(pledge_id, 2_000, "succeeded")])).status_code == 200  # refunded anew
+
+    events = await _events(app, [pledge_id])
+    assert [(e["refunded_amount"], e["refunded_now_amount"], e["revision"]) for e in events] == [
+        (3_000, 3_000, 1),
+        (0, -3_000, 2),
+        (2_000, 2_000, 3),
+    ]
+    assert ((await _pledge(client, pledge_id))["status"], (await _pledge(client, pledge_id))["refunded_amount"]) == (
+        "partially_refunded",
+        2_000,
+    )
 
 
 async def test_a_replayed_call_changes_nothing_and_an_older_status_never_wins(
