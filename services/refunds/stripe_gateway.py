@@ -3,6 +3,9 @@
 Built on ``stripe.StripeClient`` and its ``*_async`` methods. Retries are ours (tenacity), not the SDK's
 (``max_network_retries=0``), so that every attempt - first or retried - waits for a slot of the fleet-wide
 rate limit and holds one of this replica's concurrency permits. A retry reuses the same idempotency key.
+
+The calls, their waits for a slot and the limiter's own database rows run on the sender loop, a thread of
+their own (``execution/sender.py``), so that a busy main loop does not make the replica give up its slots.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
 from services.refunds.config import Settings
-from services.refunds.execution.rate_limit import FleetRateLimiter
+from services.refunds.execution.rate_limit import STRIPE_LIMIT, FleetRateLimiter
+from services.refunds.execution.sender import SenderLoop
+from shared.db import Database
 
 log = structlog.get_logger("refunds.stripe")
 
@@ -95,34 +100,60 @@ def _refund(resource: Any) -> StripeRefund:
 
 
 class StripeRefunds:
-    def __init__(self, settings: Settings, limiter: FleetRateLimiter) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.limiter = limiter
-        self.permits = asyncio.Semaphore(settings.stripe_max_concurrency)
+        self.sender = SenderLoop()
         self.calls = 0
+        # Created on the sender loop, used only there.
+        self.limiter: FleetRateLimiter | None = None
+        self._limiter_db: Database | None = None
+        self._permits: asyncio.Semaphore | None = None
         self._http: stripe.AIOHTTPClient | None = None
         self._client: stripe.StripeClient | None = None
 
     async def open(self) -> None:
+        self.sender.start()
+        await self.sender.run(self._open())
+
+    async def _open(self) -> None:
+        settings = self.settings
+        # Its own small pool: asyncpg connections belong to the loop that opened them.
+        self._limiter_db = Database(settings.database_url, pool_size=2)
+        self.limiter = FleetRateLimiter(
+            self._limiter_db,
+            name=STRIPE_LIMIT,
+            rate_per_second=settings.stripe_rate_limit_per_second,
+            horizon_seconds=settings.stripe_rate_limit_horizon_seconds,
+        )
+        await self.limiter.setup()
+        self._permits = asyncio.Semaphore(settings.stripe_max_concurrency)
         # aiohttp rather than stripe.HTTPXClient: measured on this machine, httpx 0.28's own pool collapses under
         # concurrency (~210 req/s at 32 concurrent vs ~2,300+ on aiohttp).
-        connector = aiohttp.TCPConnector(limit=self.settings.stripe_max_concurrency, keepalive_timeout=30)
+        connector = aiohttp.TCPConnector(limit=settings.stripe_max_concurrency, keepalive_timeout=30)
         self._http = stripe.AIOHTTPClient(
-            timeout=aiohttp.ClientTimeout(total=self.settings.stripe_timeout_seconds, connect=5),
+            timeout=aiohttp.ClientTimeout(total=settings.stripe_timeout_seconds, connect=5),
             connector=connector,
         )
-        base = {"api": self.settings.stripe_api_base} if self.settings.stripe_api_base else None
-        assert self.settings.stripe_api_key is not None
+        base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+        assert settings.stripe_api_key is not None
         self._client = stripe.StripeClient(
-            self.settings.stripe_api_key.get_secret_value(),
+            settings.stripe_api_key.get_secret_value(),
             base_addresses=base,  # type: ignore[arg-type]
             http_client=self._http,
             max_network_retries=0,
         )
 
     async def aclose(self) -> None:
+        try:
+            await self.sender.run(self._close())
+        finally:
+            await self.sender.stop()
+
+    async def _close(self) -> None:
         if self._http is not None:
             await self._http.close_async()
+        if self._limiter_db is not None:
+            await self._limiter_db.dispose()
 
     @property
     def client(self) -> stripe.StripeClient:
@@ -132,8 +163,17 @@ class StripeRefunds:
     async def _call(
         self, operation: str, call: Callable[[], Awaitable[T]], still_wanted: Callable[[], bool] | None = None
     ) -> T:
-        """The call under the fleet rate limit, retried while transient. Raises ``CallWithdrawn`` (nothing sent)
-        when ``still_wanted`` says, once the limit grants the call, that it is no longer wanted."""
+        """The call under the fleet rate limit, retried while transient, on the sender loop. Raises
+        ``CallWithdrawn`` (nothing sent) when ``still_wanted`` says, once the limit grants the call, that it is no
+        longer wanted."""
+        return await self.sender.run(self._call_on_sender(operation, call, still_wanted))
+
+    async def _call_on_sender(
+        self, operation: str, call: Callable[[], Awaitable[T]], still_wanted: Callable[[], bool] | None
+    ) -> T:
+        limiter, permits = self.limiter, self._permits
+        assert limiter is not None, "StripeRefunds.open() was not called"
+        assert permits is not None
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.settings.stripe_attempts_per_claim)
@@ -143,8 +183,8 @@ class StripeRefunds:
                 reraise=True,
             ):
                 with attempt:
-                    async with self.permits:
-                        await self.limiter.acquire()
+                    async with permits:
+                        await limiter.acquire()
                         if still_wanted is not None and not still_wanted():
                             raise CallWithdrawn()
                         self.calls += 1

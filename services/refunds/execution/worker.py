@@ -35,7 +35,6 @@ from fastapi import FastAPI
 from services.refunds.batches.service import refund_batch_service
 from services.refunds.clients import PledgeRefused, PledgesClient, RefundRecord
 from services.refunds.config import Settings
-from services.refunds.execution.rate_limit import STRIPE_LIMIT, FleetRateLimiter
 from services.refunds.execution.repository import (
     ClaimedItem,
     ExecutionRepository,
@@ -522,14 +521,7 @@ def _record(task: ReportTask) -> RefundRecord:
 async def refund_workers(app: FastAPI) -> AsyncIterator[None]:
     """Lifespan hook: the Stripe wrapper (always, for reconciliation) and this replica's workers."""
     settings: Settings = app.state.settings
-    limiter = FleetRateLimiter(
-        app.state.db,
-        name=STRIPE_LIMIT,
-        rate_per_second=settings.stripe_rate_limit_per_second,
-        horizon_seconds=settings.stripe_rate_limit_horizon_seconds,
-    )
-    await limiter.setup()
-    stripe = StripeRefunds(settings, limiter)
+    stripe = StripeRefunds(settings)
     await stripe.open()
     app.state.stripe = stripe
     task: asyncio.Task[None] | None = None
