@@ -117,8 +117,8 @@ class StripeRefunds:
 
     async def _open(self) -> None:
         settings = self.settings
-        # Its own small pool: asyncpg connections belong to the loop that opened them.
-        self._limiter_db = Database(settings.database_url, pool_size=2)
+        # Its own pool of one (one reservation at a time): asyncpg connections belong to the loop that opened them.
+        self._limiter_db = Database(settings.database_url, pool_size=1)
         self.limiter = FleetRateLimiter(
             self._limiter_db,
             name=STRIPE_LIMIT,
