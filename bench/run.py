@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=int, default=10, help="duration of each gateway measurement")
     # 20,000 in one batch, as the target is set. Seeding them through the gateway is not timed but takes most of
-    # the run (~17 min in all on 2 cores); pass a smaller number for a quicker look.
+    # the run (17-25 min in all on 2 cores, with the machine's speed); pass a smaller number for a quicker look.
     parser.add_argument("--refund-pledges", type=int, default=20_000, help="charged pledges in each refund batch")
     parser.add_argument("--refund-limit", type=float, default=100.0, help="rate limit (/s) of the limited batch")
     parser.add_argument(

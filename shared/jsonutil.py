@@ -16,13 +16,13 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    # Non-string keys become strings, as with the json module (orjson refuses them by default).
-    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(value, default=_default)
 
 
 def dumps_text(value: Any) -> str:
-    """The same, as text: what SQLAlchemy's JSON columns store (``shared.db.create_engine``)."""
-    return dumps(value).decode()
+    """What SQLAlchemy's JSON columns store (``shared.db.create_engine``), as text. Non-string keys become
+    strings, as the json module the columns used before made them (orjson refuses them by default)."""
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def loads(data: bytes | str) -> Any:

@@ -20,10 +20,6 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import structlog
-
-log = structlog.get_logger("refunds.sender")
-
 T = TypeVar("T")
 
 
